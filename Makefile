@@ -1,0 +1,52 @@
+# aitrust: `make demo` runs the product on a local control plane; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv testbin generate lint test test-unit demo demo-down bench clean
+
+all: test
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> creating $(VENV) and installing aitrust with pinned dev tools"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+testbin:
+	@echo "==> pinned test binaries (cached in $$(bash hack/testbin.sh --print-dir))"
+	@bash hack/testbin.sh
+
+generate: venv
+	$(PY) -m aitrust.api.crdgen crds
+
+lint: venv
+	@echo "==> ruff, mypy --strict, import contracts"
+	$(VENV)/bin/ruff check operator tests e2e
+	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: venv testbin lint
+	@echo "==> pytest (unit + integration against real binaries)"
+	$(VENV)/bin/pytest
+
+test-unit: venv
+	$(VENV)/bin/pytest -m "not integration" tests/api tests/core tests/controller
+
+demo: venv testbin
+	$(PY) -m aitrust.demo up
+
+demo-down: venv
+	$(PY) -m aitrust.demo down
+
+bench: venv testbin
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The aitrust.dev/v1alpha1 API as pydantic models; the CRD YAML is generated from them."""

@@ -1,0 +1,93 @@
+"""An in-memory cache of the objects the operator reads, fed by kopf's watch events."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+Key = tuple[str, str]
+Body = dict[str, Any]
+
+KINDS = ("AIWorkload", "ModelEndpoint", "DataSource", "TrustPolicy", "Pod", "ServiceAccount", "Service")
+
+
+def _rv(body: Mapping[str, Any]) -> int | None:
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        return int(body["metadata"]["resourceVersion"])
+    return None
+
+
+def compact_pod(body: Mapping[str, Any]) -> Body:
+    """Keep what scoring and signal mapping read; drop managedFields and the rest."""
+    meta = body.get("metadata", {})
+    status = body.get("status", {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            k: meta.get(k)
+            for k in (
+                "name",
+                "namespace",
+                "uid",
+                "labels",
+                "annotations",
+                "ownerReferences",
+                "resourceVersion",
+            )
+            if meta.get(k) is not None
+        },
+        "spec": dict(body.get("spec", {})),
+        "status": {
+            k: status.get(k)
+            for k in ("phase", "podIP", "podIPs", "hostIP", "containerStatuses")
+            if status.get(k) is not None
+        },
+    }
+
+
+class Store:
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[Key, Body]] = {kind: {} for kind in KINDS}
+        self._by_namespace: dict[str, dict[str, set[str]]] = {kind: defaultdict(set) for kind in KINDS}
+
+    def upsert(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """Store ``body`` unless an equal-or-newer version is already there; True when stored."""
+        meta = body.get("metadata", {})
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        old = self._objects[kind].get(key)
+        new_rv, old_rv = _rv(body), (_rv(old) if old else None)
+        if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
+            return False
+        self._objects[kind][key] = compact_pod(body) if kind == "Pod" else _plain(body)
+        self._by_namespace[kind][key[0]].add(key[1])
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self._objects[kind].pop((namespace, name), None)
+        self._by_namespace[kind][namespace].discard(name)
+
+    def get(self, kind: str, namespace: str, name: str) -> Body | None:
+        return self._objects[kind].get((namespace, name))
+
+    def in_namespace(self, kind: str, namespace: str) -> Iterator[Body]:
+        for name in sorted(self._by_namespace[kind].get(namespace, ())):
+            body = self._objects[kind].get((namespace, name))
+            if body is not None:
+                yield body
+
+    def all(self, kind: str) -> Iterator[Body]:
+        yield from list(self._objects[kind].values())
+
+    def count(self, kind: str) -> int:
+        return len(self._objects[kind])
+
+
+def _plain(body: Mapping[str, Any]) -> Body:
+    out = dict(body)
+    meta = dict(out.get("metadata", {}))
+    meta.pop("managedFields", None)
+    out["metadata"] = meta
+    return out

@@ -1,0 +1,1 @@
+"""IO against the Kubernetes API (the imperative shell)."""

@@ -1,0 +1,71 @@
+"""Thin wrappers over the official kubernetes client; every write uses the aitrust field manager."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from aitrust.api.v1alpha1 import GROUP, VERSION
+
+FIELD_MANAGER = "aitrust-operator"
+
+PLURALS = {
+    "AIWorkload": "aiworkloads",
+    "ModelEndpoint": "modelendpoints",
+    "DataSource": "datasources",
+    "TrustPolicy": "trustpolicies",
+}
+
+
+def load_config(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from the kubeconfig, or in-cluster credentials when running in a pod."""
+    if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    cfg.connection_pool_maxsize = 32
+    return client.ApiClient(cfg)
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
+
+    def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return cast(dict[str, Any], obj)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource; spec is never written."""
+        result = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status}, field_manager=FIELD_MANAGER
+        )
+        return cast(dict[str, Any], result)
+
+    def list_custom(self, kind: str) -> list[dict[str, Any]]:
+        result = cast(dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind]))
+        items: list[dict[str, Any]] = result.get("items", [])
+        for item in items:
+            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+            item.setdefault("kind", kind)
+        return items
+
+    def list_pods(self) -> list[dict[str, Any]]:
+        # Raw JSON: the typed models are slow and lose unknown fields.
+        raw = self.core.list_pod_for_all_namespaces(_preload_content=False)
+        items: list[dict[str, Any]] = json.loads(raw.data)["items"]  # type: ignore[attr-defined]
+        return items

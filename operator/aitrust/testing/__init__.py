@@ -1,0 +1,1 @@
+"""Local, real test infrastructure: etcd + kube-apiserver + kube-controller-manager, and OPA."""

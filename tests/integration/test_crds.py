@@ -1,0 +1,158 @@
+"""The CRDs install, their samples apply, and invalid objects are rejected by the real API server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CRDS, Kubectl
+
+SAMPLES = sorted((CRDS / "samples").glob("*.yaml"))
+
+
+def test_crds_are_established(kubectl: Kubectl) -> None:
+    crds = kubectl.json("get", "crd", "-l", "app.kubernetes.io/part-of=aitrust")
+    names = {c["metadata"]["name"] for c in crds["items"]}
+    assert names == {
+        "aiworkloads.aitrust.dev",
+        "modelendpoints.aitrust.dev",
+        "datasources.aitrust.dev",
+        "trustpolicies.aitrust.dev",
+    }
+    for crd in crds["items"]:
+        established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert established["Established"] == "True"
+        assert established.get("NonStructuralSchema") is None
+
+
+def test_kubectl_explain_shows_descriptions(kubectl: Kubectl) -> None:
+    out = kubectl.run("explain", "aiw.spec.access").stdout
+    assert "ModelEndpoints this workload may call." in out
+    assert "DataSources this workload may read or write." in out
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+def test_sample_applies(kubectl: Kubectl, namespace: str, sample: Path) -> None:
+    kubectl.run("apply", "-n", namespace, "-f", str(sample))
+    doc = kubectl.json("get", "-n", namespace, "-f", str(sample))
+    assert doc["metadata"]["namespace"] == namespace
+
+
+def _aiw(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+
+
+def _mep(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+
+
+def _tp(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "TrustPolicy",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+
+
+SELECTOR = {"matchLabels": {"app": "x"}}
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "unknown-workload-kind",
+        _aiw({"kind": "chatbot", "selector": SELECTOR}),
+        'Unsupported value: "chatbot"',
+    ),
+    ("empty-selector", _aiw({"kind": "agent", "selector": {}}), "selector must not be empty"),
+    (
+        "selector-values-for-exists",
+        _aiw(
+            {
+                "kind": "agent",
+                "selector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
+            }
+        ),
+        "values must be non-empty for In and NotIn, and empty for Exists",
+    ),
+    (
+        "bad-model-digest",
+        _aiw(
+            {
+                "kind": "inference",
+                "selector": SELECTOR,
+                "models": [{"name": "m", "source": "s3://b/m", "digest": "md5:1"}],
+            }
+        ),
+        "spec.models[0].digest",
+    ),
+    (
+        "signature-with-two-keys",
+        _aiw(
+            {
+                "kind": "inference",
+                "selector": SELECTOR,
+                "models": [
+                    {
+                        "name": "m",
+                        "source": "s3://b/m",
+                        "signature": {
+                            "algorithm": "ed25519",
+                            "signature": "AA==",
+                            "publicKey": "pem",
+                            "keyRef": {"name": "k", "key": "pub"},
+                        },
+                    }
+                ],
+            }
+        ),
+        "give exactly one of publicKey or keyRef",
+    ),
+    (
+        "in-cluster-without-selector",
+        _mep({"provider": "in-cluster", "ports": [{"port": 8000}]}),
+        "provider in-cluster requires selector or service",
+    ),
+    (
+        "external-without-destination",
+        _mep({"provider": "openai"}),
+        "an external provider requires cidrs or hosts",
+    ),
+    (
+        "bad-cidr",
+        _mep({"provider": "external", "cidrs": ["10.0.0.0/33"]}),
+        "every entry of cidrs must be a valid CIDR",
+    ),
+    (
+        "inverted-thresholds",
+        _tp({"thresholds": {"trusted": 40, "restricted": 60}}),
+        "thresholds.trusted must be greater than thresholds.restricted",
+    ),
+    ("bad-half-life", _tp({"signals": {"halfLife": "soon"}}), "spec.signals.halfLife"),
+    (
+        "port-out-of-range",
+        _mep({"provider": "in-cluster", "selector": SELECTOR, "ports": [{"port": 70000}]}),
+        "spec.ports[0].port",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "message"), [(o, m) for _, o, m in INVALID], ids=[i for i, _, _ in INVALID])
+def test_invalid_object_is_rejected(
+    kubectl: Kubectl, namespace: str, obj: dict[str, Any], message: str
+) -> None:
+    proc = kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(obj), check=False)
+    assert proc.returncode != 0, f"accepted an invalid {obj['kind']}"
+    assert message in proc.stderr
+    assert kubectl.run("get", obj["kind"].lower(), "bad", "-n", namespace, check=False).returncode != 0

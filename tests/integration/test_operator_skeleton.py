@@ -1,0 +1,52 @@
+"""`aitrust run` reconciles AIWorkloads on the real API server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aitrust.testing.cluster import wait_until
+from tests.conftest import CRDS, Kubectl, OperatorFactory
+
+
+def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "Ready":
+            return dict(cond)
+    return None
+
+
+def test_ready_follows_referenced_endpoint(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    kubectl.run("apply", "-n", namespace, "-f", str(CRDS / "samples/aiworkload-agent.yaml"))
+    kubectl.run("apply", "-n", namespace, "-f", str(CRDS / "samples/trustpolicy-default.yaml"))
+
+    def status_with(reason: str) -> dict[str, Any] | None:
+        obj = kubectl.json("get", "aiw", "support-agent", "-n", namespace)
+        ready = _ready(obj)
+        if (
+            ready
+            and ready["reason"] == reason
+            and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+        ):
+            return obj
+        return None
+
+    obj = wait_until(lambda: status_with("TargetNotFound"), timeout=15)
+    ready = _ready(obj)
+    assert ready is not None and ready["status"] == "False"
+    assert f"ModelEndpoint {namespace}/llama-vllm" in ready["message"]
+
+    # The workload is re-queued when its references appear.
+    for sample in ("modelendpoint-vllm", "modelendpoint-bedrock", "datasource-vectordb"):
+        kubectl.run("apply", "-n", namespace, "-f", str(CRDS / f"samples/{sample}.yaml"))
+    obj = wait_until(lambda: status_with("NoMatchingPods"), timeout=15)
+    assert _ready(obj)["status"] == "True"  # type: ignore[index]
+
+    # A spec change bumps the generation; the operator catches up.
+    patch = {"spec": {"selector": {"matchLabels": {"app": "support-agent", "tier": "web"}}}}
+    kubectl.run("patch", "aiw", "support-agent", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    obj = wait_until(lambda: status_with("NoMatchingPods"), timeout=15)
+    assert obj["metadata"]["generation"] == 2
