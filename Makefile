@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
+# network-config-analyzer pins PyYAML differently from us, so it gets a venv of its own.
+NCA := .nca-venv/bin/nca
+$(NCA): requirements-nca.lock
+	@echo "==> installing network-config-analyzer into .nca-venv"
+	@test -x .nca-venv/bin/python || $(PYTHON) -m venv .nca-venv
+	@.nca-venv/bin/python -m pip install --quiet -r requirements-nca.lock
+	@touch $@
+
 testbin:
 	@echo "==> pinned test binaries (cached in $$(bash hack/testbin.sh --print-dir))"
 	@bash hack/testbin.sh
@@ -32,9 +40,11 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: venv testbin lint
+test: venv testbin $(NCA) lint
+	@echo "==> Rego: opa fmt, check --strict, test with coverage"
+	@bash hack/opa-check.sh
 	@echo "==> pytest (unit + integration against real binaries)"
-	$(VENV)/bin/pytest
+	AITRUST_NCA=$(CURDIR)/$(NCA) $(VENV)/bin/pytest
 
 test-unit: venv
 	$(VENV)/bin/pytest -m "not integration" tests/api tests/core tests/controller

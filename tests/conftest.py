@@ -132,6 +132,8 @@ def start_operator(control_plane: LocalControlPlane, tmp_path: Path) -> Iterator
     yield start
     for proc in started:
         proc.stop()
+        # Shown by pytest only when the test fails.
+        print(f"--- {proc.name} log ---\n{proc.log_tail(80)}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

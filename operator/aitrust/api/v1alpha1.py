@@ -578,11 +578,15 @@ class EgressRule(Model):
 class QuarantineSettings(Model):
     allow_dns: bool = Field(default=True, alias="allowDNS", description="Keep DNS egress while quarantined.")
     allowed_egress: list[EgressRule] = Field(
-        default_factory=list, alias="allowedEgress", description="Extra egress kept while quarantined."
+        default_factory=list,
+        alias="allowedEgress",
+        max_length=16,
+        description="Extra egress kept while quarantined.",
     )
     allowed_ingress_namespaces: list[str] = Field(
         default_factory=list,
         alias="allowedIngressNamespaces",
+        max_length=32,
         description="Namespaces (e.g. monitoring) that may still connect to a quarantined workload.",
     )
 

@@ -7,6 +7,7 @@ annotations or status of its own onto user objects: Argo CD and Flux see no chur
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -21,6 +22,25 @@ log = logging.getLogger("aitrust.handlers")
 def _reconciler(memo: Any) -> Reconciler:
     rec: Reconciler = memo["reconciler"]
     return rec
+
+
+@kopf.on.login()
+def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Credentials from the kubeconfig given on the command line, else kopf's in-cluster login."""
+    kubeconfig = memo.get("kubeconfig")
+    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return kopf.login_with_service_account(**kwargs)
+    cfg = load_config(kubeconfig).configuration
+    token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme="Bearer" if token else None,
+        token=token.removeprefix("Bearer ").strip() if token else None,
+    )
 
 
 @kopf.on.startup()

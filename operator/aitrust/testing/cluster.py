@@ -19,10 +19,8 @@ from aitrust.testing.pki import KeyPair, Pki
 from aitrust.testing.processes import ManagedProcess, free_port, wait_for
 from aitrust.testing.testbin import find_binary
 
-# Controllers that only make sense with real nodes or clouds; the rest (GC, namespaces, ...) run.
-KCM_CONTROLLERS = (
-    "*,-node-lifecycle-controller,-node-ipam-controller,-service-lb-controller,-node-route-controller"
-)
+# Node controllers would evict the pods of simulated nodes; the rest (GC, namespaces, ...) run.
+KCM_CONTROLLERS = "*,-node-lifecycle-controller,-node-ipam-controller"
 
 
 def _b64(path: Path) -> str:
@@ -117,6 +115,7 @@ class LocalControlPlane:
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={self.api_port}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={serving.cert}",

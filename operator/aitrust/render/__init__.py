@@ -1,0 +1,1 @@
+"""Pure renderers: effective trust in, plain Kubernetes manifests and OPA documents out."""

@@ -1,0 +1,189 @@
+# Answers: may this subject use this ModelEndpoint or DataSource for this action now?
+#
+# Input:  {"subject": {"namespace", "serviceAccount"?, "workload"?, "spiffeId"?},
+#          "resource": {"kind": "ModelEndpoint"|"DataSource", "namespace"?, "name"}, "action"}
+# Data:   data.aitrust.workloads[ns][name] = {tier, score, mode, grants, serviceAccounts}
+#         data.aitrust.subjects[ns][serviceAccount] = [workload names]
+# Output: decision = {allow, reason, tier, score, mode, workloads}, and allow.
+#
+# Grants are per target, not per action: any action on a granted target is allowed.
+package aitrust.authz
+
+default allow := false
+
+allow := decision.allow
+
+default decision := {
+	"allow": false,
+	"reason": "no decision",
+	"tier": null,
+	"score": null,
+	"mode": null,
+	"workloads": [],
+}
+
+decision := _deny(msg, []) if {
+	msg := _input_error
+} else := object.union(v, {"workloads": [name]}) if {
+	count(_candidates) == 1
+	some name in _candidates
+	v := _verdicts[name]
+} else := _combined
+
+default _workloads := {}
+
+_workloads := data.aitrust.workloads
+
+default _subjects := {}
+
+_subjects := data.aitrust.subjects
+
+_kinds := {"ModelEndpoint", "DataSource"}
+
+_rank := {"quarantined": 0, "restricted": 1, "trusted": 2}
+
+# --- subject ----------------------------------------------------------------------
+
+# spiffe://<trust-domain>/ns/<namespace>/sa/<service account>
+_spiffe := {"namespace": m[1], "serviceAccount": m[2]} if {
+	m := regex.find_all_string_submatch_n(`^spiffe://[^/]+/ns/([^/]+)/sa/([^/]+)$`, input.subject.spiffeId, 1)[0]
+}
+
+_namespace := input.subject.namespace if {
+	input.subject.namespace != ""
+} else := _spiffe.namespace
+
+_service_account := input.subject.serviceAccount if {
+	input.subject.serviceAccount != ""
+} else := _spiffe.serviceAccount
+
+_workload_named if input.subject.workload != ""
+
+_candidates := {input.subject.workload} if {
+	_workload_named
+} else := {name | some name in _subjects[_namespace][_service_account]}
+
+# --- resource ---------------------------------------------------------------------
+
+_resource_namespace := input.resource.namespace if {
+	input.resource.namespace != ""
+} else := _namespace
+
+_target := sprintf("%s/%s/%s", [input.resource.kind, _resource_namespace, input.resource.name])
+
+# --- validation, first failure wins ------------------------------------------------
+
+_input_error := "spiffeId is not spiffe://<trust-domain>/ns/<namespace>/sa/<serviceAccount>" if {
+	input.subject.spiffeId
+	not _spiffe
+} else := "subject.namespace does not match the SPIFFE id" if {
+	_spiffe.namespace != _namespace
+} else := "subject has no namespace" if {
+	not _namespace
+} else := "resource.kind must be ModelEndpoint or DataSource" if {
+	not input.resource.kind in _kinds
+} else := "resource.name is required" if {
+	not input.resource.name
+} else := "subject names no workload, serviceAccount or spiffeId" if {
+	not _workload_named
+	not _service_account
+} else := sprintf("unknown subject: service account %s/%s is used by no AIWorkload", [_namespace, _service_account]) if {
+	count(_candidates) == 0
+}
+
+# --- one workload -----------------------------------------------------------------
+
+_verdicts := {name: _verdict(name) | some name in _candidates}
+
+# Identity problems always deny; audit mode only relaxes trust decisions.
+_verdict(name) := _deny(msg, null) if {
+	msg := _identity_error(name)
+} else := v if {
+	wl := _workloads[_namespace][name]
+	c := _access(wl)
+	not c.allow
+	wl.mode == "audit"
+	v := _result(true, sprintf("audit mode, would deny: %s", [c.reason]), wl)
+} else := v if {
+	wl := _workloads[_namespace][name]
+	c := _access(wl)
+	v := _result(c.allow, c.reason, wl)
+}
+
+_identity_error(name) := sprintf("unknown subject: workload %s/%s is not managed by aitrust", [_namespace, name]) if {
+	not _workloads[_namespace][name]
+} else := sprintf("service account %s is not used by workload %s/%s", [_service_account, _namespace, name]) if {
+	_workload_named
+	not _service_account in _workloads[_namespace][name].serviceAccounts
+}
+
+_access(wl) := {"allow": false, "reason": "workload is quarantined"} if {
+	wl.tier == "quarantined"
+} else := {"allow": false, "reason": sprintf("workload has no grant for %s", [_target])} if {
+	not wl.grants[_target]
+} else := {"allow": wl.grants[_target].allowed == true, "reason": wl.grants[_target].reason}
+
+_result(allowed, reason, wl) := {
+	"allow": allowed,
+	"reason": reason,
+	"tier": wl.tier,
+	"score": wl.score,
+	"mode": wl.mode,
+}
+
+_deny(reason, names) := {
+	"allow": false,
+	"reason": reason,
+	"tier": null,
+	"score": null,
+	"mode": null,
+	"workloads": names,
+}
+
+# --- several workloads share the service account: allow only if all allow ---------
+
+_combined := {
+	"allow": allowed,
+	"reason": reason,
+	"tier": _lowest_tier,
+	"score": min({v.score | some v in _verdicts}),
+	"mode": _common_mode,
+	"workloads": sort(_candidates),
+} if {
+	count(_candidates) > 1
+	allowed := _every_allow
+	reason := _combined_reason
+}
+
+default _every_allow := false
+
+_every_allow if {
+	every v in _verdicts {
+		v.allow
+	}
+}
+
+_combined_reason := sprintf("allowed for every workload using service account %s/%s", [_namespace, _service_account]) if {
+	_every_allow
+} else := sprintf("ambiguous: workloads using service account %s/%s get different answers: %s", [
+	_namespace, _service_account, _summary,
+]) if {
+	some v in _verdicts
+	v.allow
+} else := sprintf("denied for every workload using service account %s/%s: %s", [
+	_namespace, _service_account, _summary,
+])
+
+_summary := concat("; ", sort([sprintf("%s: %s", [name, v.reason]) | some name, v in _verdicts]))
+
+_lowest_tier := tier if {
+	ranks := {_rank[v.tier] | some v in _verdicts}
+	some tier, r in _rank
+	r == min(ranks)
+} else := null
+
+_common_mode := mode if {
+	modes := {v.mode | some v in _verdicts}
+	count(modes) == 1
+	some mode in modes
+} else := "mixed"
