@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aitrust import __version__
 
@@ -24,7 +25,25 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    memo = kopf.Memo(store=Store(), kubeconfig=args.kubeconfig, workers=args.workers)
+    opa_policies = None
+    if args.opa:
+        from aitrust.kube.opa import load_policies
+
+        opa_policies = load_policies(Path(args.opa_policy_dir))
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        from aitrust.metrics import REGISTRY
+
+        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=REGISTRY)
+    memo = kopf.Memo(
+        store=Store(),
+        kubeconfig=args.kubeconfig,
+        workers=args.workers,
+        opa_urls=args.opa or [],
+        opa_policies=opa_policies,
+        resync_seconds=args.resync_seconds,
+    )
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
@@ -34,6 +53,11 @@ def _run(args: argparse.Namespace) -> int:
         memo=memo,
     )
     return 0
+
+
+def _default_policy_dir() -> Path:
+    # A source checkout keeps the Rego beside the package; the image sets AITRUST_POLICY_DIR.
+    return Path(__file__).resolve().parents[2] / "policies"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
         "without it the operator runs standalone",
     )
     run.add_argument("--workers", type=int, default=8, help="concurrent reconcile workers")
+    run.add_argument(
+        "--opa",
+        action="append",
+        default=[u for u in os.environ.get("AITRUST_OPA_URLS", "").split(",") if u],
+        metavar="URL",
+        help="OPA server to push trust data and policies to (repeatable; env AITRUST_OPA_URLS, comma list)",
+    )
+    run.add_argument(
+        "--opa-policy-dir",
+        default=os.environ.get("AITRUST_POLICY_DIR", str(_default_policy_dir())),
+        help="directory of the Rego policies to publish",
+    )
+    run.add_argument("--resync-seconds", type=float, default=30.0, help="recompute decaying trust this often")
+    run.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)"
+    )
+    run.add_argument("--metrics-addr", default="0.0.0.0", help="address for the metrics server")  # noqa: S104
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)

@@ -49,7 +49,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     kube = Kube(load_config(memo.get("kubeconfig")))
-    reconciler = Reconciler(kube, memo["store"], workers=memo.get("workers", 8))
+    reconciler = Reconciler(
+        kube,
+        memo["store"],
+        workers=memo.get("workers", 8),
+        opa_urls=tuple(memo.get("opa_urls") or ()),
+        opa_policies=memo.get("opa_policies"),
+        resync_seconds=memo.get("resync_seconds", 30.0),
+    )
     memo["reconciler"] = reconciler
     await reconciler.start()
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
@@ -84,3 +91,15 @@ def trustpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 @kopf.on.event("", "v1", "pods")
 def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_pod_event(dict(event["object"]), event["type"] == "DELETED")
+
+
+@kopf.on.event("", "v1", "services")
+def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _reconciler(memo).on_service_event(dict(event["object"]), event["type"] == "DELETED")
+
+
+@kopf.on.event(
+    "networking.k8s.io", "v1", "networkpolicies", labels={"app.kubernetes.io/managed-by": "aitrust"}
+)
+def networkpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _reconciler(memo).on_networkpolicy_event(dict(event["object"]), event["type"] == "DELETED")

@@ -1,21 +1,30 @@
-"""Reconcile AIWorkloads: read the cache, call the pure core, write status (and, later, enforcement)."""
+"""Reconcile AIWorkloads: read the cache, call the pure core, then enforce and write status.
+
+Order matters for zero trust: NetworkPolicies and OPA are written first (in parallel), then
+status; a failure to enforce is reported in the ``Enforced`` condition and retried.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from aitrust import metrics
 from aitrust.api.v1alpha1 import (
     AccessRef,
     AIWorkload,
-    AIWorkloadStatus,
+    Condition,
     DataSource,
+    Mode,
     ModelEndpoint,
     TrustPolicy,
     TrustPolicySpec,
@@ -23,12 +32,27 @@ from aitrust.api.v1alpha1 import (
 from aitrust.controller.queue import WorkQueue
 from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, merge_conditions
+from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
+from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
+from aitrust.core.posture import validate_posture_settings
+from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
 from aitrust.kube.client import Kube
+from aitrust.kube.networkpolicies import apply_networkpolicy, delete_networkpolicy
+from aitrust.kube.opa import OpaTarget
+from aitrust.render.networkpolicy import (
+    endpoint_policy_name,
+    owner_reference,
+    render_endpoint_ingress_policy,
+    render_workload_policy,
+    workload_policy_name,
+)
+from aitrust.render.opa import render_opa_data, render_opa_subjects, render_opa_workload
 
 log = logging.getLogger("aitrust.reconciler")
 
 Clock = Callable[[], datetime]
+TargetKey = tuple[str, str, str]
 
 
 def _utcnow() -> datetime:
@@ -44,14 +68,36 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, *, workers: int = 8, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        store: Store,
+        *,
+        workers: int = 8,
+        clock: Clock = _utcnow,
+        opa_urls: tuple[str, ...] = (),
+        opa_policies: dict[str, str] | None = None,
+        resync_seconds: float = 30.0,
+    ) -> None:
         self.kube = kube
         self.store = store
         self.queue: WorkQueue[Key] = WorkQueue()
+        self.endpoint_queue: WorkQueue[TargetKey] = WorkQueue()
         self.clock = clock
         self.synced = asyncio.Event()
+        self.effective: dict[Key, EffectiveTrust] = {}
+        self.resync_seconds = resync_seconds
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        self.opa_targets = [
+            OpaTarget(
+                url,
+                opa_policies or {},
+                self.build_full_opa_data,
+                on_error=lambda u: metrics.OPA_SYNC_ERRORS.labels(u).inc(),
+            )
+            for url in opa_urls
+        ]
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -60,7 +106,13 @@ class Reconciler:
         self.synced.set()
         for body in self.store.all("AIWorkload"):
             self.queue.add(_key(body))
+        for target in self.opa_targets:
+            target.start()
         self._tasks = [asyncio.create_task(self.queue.worker(self.reconcile)) for _ in range(self._workers)]
+        self._tasks += [
+            asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
+        ]
+        self._tasks.append(asyncio.create_task(self._periodic_resync()))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -68,6 +120,8 @@ class Reconciler:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        for target in self.opa_targets:
+            await target.stop()
 
     def initial_sync(self) -> None:
         """List everything once so that the first reconcile sees complete references."""
@@ -76,16 +130,27 @@ class Reconciler:
                 self.store.upsert(kind, item)
         for pod in self.kube.list_pods():
             self.store.upsert("Pod", pod)
+        for svc in self.kube.list_services():
+            self.store.upsert("Service", svc)
+
+    async def _periodic_resync(self) -> None:
+        # Signal penalties decay with time, so trust must be recomputed without any event.
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for body in self.store.all("AIWorkload"):
+                self.queue.add(_key(body))
 
     # --- triggers ------------------------------------------------------------------
 
     def on_workload_event(self, body: dict[str, Any], deleted: bool) -> None:
         meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
         if deleted:
-            self.store.delete("AIWorkload", meta["namespace"], meta["name"])
+            self.store.delete("AIWorkload", *key)
+            self.queue.add(key)  # runs the clean-up path
             return
         if self.store.upsert("AIWorkload", body):
-            self.queue.add((meta["namespace"], meta["name"]))
+            self.queue.add(key)
 
     def on_target_event(self, kind: str, body: dict[str, Any], deleted: bool) -> None:
         meta = body["metadata"]
@@ -95,8 +160,9 @@ class Reconciler:
         else:
             self.store.upsert(kind, body)
         for wl in self.store.all("AIWorkload"):
-            if any(_ref_key(wl, kind, ref) == (ns, name) for ref in _refs(wl, kind)):
+            if any(_ref_key(wl, ref) == (ns, name) for ref in _refs(wl, kind)):
                 self.queue.add(_key(wl))
+        self.endpoint_queue.add((kind, ns, name))
 
     def on_policy_event(self, body: dict[str, Any], deleted: bool) -> None:
         meta = body["metadata"]
@@ -115,18 +181,43 @@ class Reconciler:
         ns = meta["namespace"]
         if deleted:
             self.store.delete("Pod", ns, meta["name"])
-        else:
-            self.store.upsert("Pod", body)
+        elif not self.store.upsert("Pod", body):
+            return
+        self._requeue_selecting(ns, meta.get("labels") or {})
+
+    def on_service_event(self, body: dict[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        if deleted:
+            self.store.delete("Service", meta["namespace"], meta["name"])
+        elif not self.store.upsert("Service", body):
+            return
+        for wl in self.store.in_namespace("AIWorkload", meta["namespace"]):
+            self.queue.add(_key(wl))
+        for kind in ("ModelEndpoint", "DataSource"):
+            for target in self.store.in_namespace(kind, meta["namespace"]):
+                if ((target.get("spec") or {}).get("service") or {}).get("name") == meta["name"]:
+                    self.on_target_event(kind, target, False)
+
+    def on_networkpolicy_event(self, body: dict[str, Any], deleted: bool) -> None:
+        """A generated policy changed or vanished: re-render it (reverting manual edits)."""
+        meta = body["metadata"]
         labels = meta.get("labels") or {}
-        for wl in self.store.in_namespace("AIWorkload", ns):
+        if "aitrust.dev/workload" in labels:
+            self.queue.add((meta["namespace"], labels["aitrust.dev/workload"]))
+        elif "aitrust.dev/endpoint" in labels:
+            kind = labels.get("aitrust.dev/endpoint-kind", "ModelEndpoint")
+            self.endpoint_queue.add((kind, meta["namespace"], labels["aitrust.dev/endpoint"]))
+
+    def _requeue_selecting(self, namespace: str, labels: dict[str, str]) -> None:
+        for wl in self.store.in_namespace("AIWorkload", namespace):
             try:
                 workload = AIWorkload.model_validate(wl)
             except ValidationError:
                 continue
             if selector_matches(workload.spec.selector, labels):
-                self.queue.add((ns, workload.metadata.name))
+                self.queue.add((namespace, workload.metadata.name))
 
-    # --- reconcile -----------------------------------------------------------------
+    # --- inputs --------------------------------------------------------------------
 
     def resolve_policy(self, namespace: str, ref_name: str | None) -> tuple[TrustPolicySpec, str, list[str]]:
         """The effective policy spec, its name, and any problems with it (defaults apply then)."""
@@ -137,14 +228,19 @@ class Reconciler:
                 return TrustPolicySpec(), "(built-in)", [f"TrustPolicy {namespace}/{ref_name} not found"]
             return TrustPolicySpec(), "(built-in)", []
         try:
-            return TrustPolicy.model_validate(body).spec, name, []
+            spec = TrustPolicy.model_validate(body).spec
         except ValidationError as exc:
             return TrustPolicySpec(), "(built-in)", [f"TrustPolicy {name}: {describe_validation_error(exc)}"]
+        problems = validate_policy_rules(spec) + validate_posture_settings(spec)
+        if problems:
+            # A policy we cannot fully apply still applies its mode and thresholds; bad rules are skipped.
+            return spec, name, [f"TrustPolicy {name}: {p}" for p in problems]
+        return spec, name, []
 
     def resolve_targets(
         self, workload: AIWorkload
-    ) -> tuple[dict[tuple[str, str, str], ModelEndpoint | DataSource], list[str]]:
-        found: dict[tuple[str, str, str], ModelEndpoint | DataSource] = {}
+    ) -> tuple[dict[TargetKey, ModelEndpoint | DataSource], list[str]]:
+        found: dict[TargetKey, ModelEndpoint | DataSource] = {}
         missing: list[str] = []
         ns = workload.metadata.namespace
         refs: list[tuple[str, AccessRef]] = [
@@ -153,16 +249,31 @@ class Reconciler:
         refs += [("DataSource", r) for r in workload.spec.access.data_sources]
         for kind, ref in refs:
             target_ns = ref.namespace or ns
-            body = self.store.get(kind, target_ns, ref.name)
-            if body is None:
-                missing.append(f"{kind} {target_ns}/{ref.name}")
-                continue
-            try:
-                model = ModelEndpoint if kind == "ModelEndpoint" else DataSource
-                found[(kind, target_ns, ref.name)] = model.model_validate(body)
-            except ValidationError as exc:
-                missing.append(f"{kind} {target_ns}/{ref.name} is invalid: {describe_validation_error(exc)}")
+            target = self.target(kind, target_ns, ref.name)
+            if isinstance(target, str):
+                missing.append(target)
+            else:
+                found[(kind, target_ns, ref.name)] = target
         return found, missing
+
+    def target(self, kind: str, namespace: str, name: str) -> ModelEndpoint | DataSource | str:
+        body = self.store.get(kind, namespace, name)
+        if body is None:
+            return f"{kind} {namespace}/{name}"
+        try:
+            model = ModelEndpoint if kind == "ModelEndpoint" else DataSource
+            return model.model_validate(body)
+        except ValidationError as exc:
+            return f"{kind} {namespace}/{name} is invalid: {describe_validation_error(exc)}"
+
+    def service_selectors(self, namespaces: set[str]) -> dict[tuple[str, str], dict[str, str]]:
+        out = {}
+        for ns in namespaces:
+            for svc in self.store.in_namespace("Service", ns):
+                selector = (svc.get("spec") or {}).get("selector")
+                if selector:
+                    out[(ns, svc["metadata"]["name"])] = dict(selector)
+        return out
 
     def matching_pods(self, workload: AIWorkload) -> list[dict[str, Any]]:
         return [
@@ -171,10 +282,39 @@ class Reconciler:
             if selector_matches(workload.spec.selector, pod["metadata"].get("labels") or {})
         ]
 
+    def gather_inputs(self, workload: AIWorkload) -> Inputs:
+        ns = workload.metadata.namespace
+        policy, policy_name, policy_errors = self.resolve_policy(
+            ns, workload.spec.trust_policy_ref.name if workload.spec.trust_policy_ref else None
+        )
+        targets, missing = self.resolve_targets(workload)
+        namespaces = {ns} | {k[1] for k in targets}
+        return Inputs(
+            workload=workload,
+            policy=policy,
+            policy_name=policy_name,
+            policy_errors=tuple(policy_errors),
+            targets=targets,
+            missing_targets=tuple(missing),
+            pods=tuple(self.matching_pods(workload)),
+            services=tuple(self.store.in_namespace("Service", ns)),
+            service_selectors=self.service_selectors(namespaces),
+        )
+
+    def evaluate(self, key: Key, now: datetime | None = None) -> Evaluation | None:
+        body = self.store.get("AIWorkload", *key)
+        if body is None:
+            return None
+        workload = AIWorkload.model_validate(body)
+        return build_evaluation(self.gather_inputs(workload), now or self.clock())
+
+    # --- reconcile -----------------------------------------------------------------
+
     async def reconcile(self, key: Key) -> None:
         try:
             await self._reconcile(key)
         except Exception:
+            metrics.RECONCILE_ERRORS.labels("AIWorkload").inc()
             log.exception("reconcile of %s/%s failed; will retry", *key)
             await asyncio.sleep(1.0)
             self.queue.add(key)
@@ -182,75 +322,183 @@ class Reconciler:
     async def _reconcile(self, key: Key) -> None:
         body = self.store.get("AIWorkload", *key)
         if body is None:
+            await self._forget(key)
             return
         now = self.clock()
-        generation = body["metadata"].get("generation")
         try:
             workload = AIWorkload.model_validate(body)
         except ValidationError as exc:
-            # The CRD schema should prevent this; report rather than crash.
-            previous = _previous_conditions(body)
-            cond = build_condition(
-                "Ready", False, "InvalidSpec", describe_validation_error(exc), generation, now, previous
-            )
-            status = {
-                "observedGeneration": generation,
-                "conditions": [
-                    c.model_dump(by_alias=True, exclude_none=True) for c in merge_conditions(previous, [cond])
-                ],
-            }
-            await self._write_status(key, body, status)
+            await self._report_invalid(key, body, exc, now)
             return
-        new_status = self.build_status(workload, now)
-        await self._write_status(
-            key, body, new_status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        started = time.monotonic()
+        evaluation = build_evaluation(self.gather_inputs(workload), now)
+        before = workload.status.tier
+        enforced = await self.enforce(workload, evaluation, now)
+        status = evaluation.status.model_copy(
+            update={"conditions": merge_conditions(evaluation.status.conditions, [enforced])}
         )
+        await self._write_status(key, body, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        if before is not evaluation.result.tier and enforced.status == "True":
+            metrics.ENFORCEMENT_LATENCY.observe(time.monotonic() - started)
+            log.info(
+                "%s/%s: tier %s -> %s (score %d)",
+                *key,
+                before,
+                evaluation.result.tier,
+                evaluation.result.score,
+            )
+        metrics.record_workload(*key, evaluation.result.score, evaluation.result.tier.value)
+        self._record_population()
 
-    def build_status(self, workload: AIWorkload, now: datetime) -> AIWorkloadStatus:
-        previous = workload.status.conditions
+    async def enforce(self, workload: AIWorkload, evaluation: Evaluation, now: datetime) -> Condition:
+        """Write the NetworkPolicy and the OPA document in parallel; report the outcome."""
+        key = (workload.metadata.namespace, workload.metadata.name)
+        eff = evaluation.effective
+        previous_eff = self.effective.get(key)
+        self.effective[key] = eff
         generation = workload.metadata.generation
-        _, policy_name, policy_errors = self.resolve_policy(
-            workload.metadata.namespace,
-            workload.spec.trust_policy_ref.name if workload.spec.trust_policy_ref else None,
-        )
-        _, missing = self.resolve_targets(workload)
-        pods = self.matching_pods(workload)
-        if missing:
-            ready = build_condition(
-                "Ready", False, "TargetNotFound", "missing: " + ", ".join(missing), generation, now, previous
-            )
-        elif policy_errors:
-            ready = build_condition(
-                "Ready", False, "InvalidPolicy", "; ".join(policy_errors), generation, now, previous
-            )
-        elif not pods:
-            ready = build_condition(
-                "Ready", True, "NoMatchingPods", "no pod matches the selector yet", generation, now, previous
-            )
-        else:
-            ready = build_condition(
-                "Ready",
-                True,
-                "Reconciled",
-                f"{len(pods)} pod(s) under policy {policy_name}",
+        previous = workload.status.conditions
+        np_task = asyncio.to_thread(self._apply_workload_policy, workload, eff)
+        opa_task = self._push_opa(eff)
+        np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
+        if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
+            for grant in eff.grants:
+                self.endpoint_queue.add((grant.kind, grant.namespace, grant.name))
+        if isinstance(np_result, BaseException):
+            return build_condition(
+                "Enforced",
+                False,
+                "EnforcementFailed",
+                f"NetworkPolicy: {np_result}",
                 generation,
                 now,
                 previous,
             )
-        status = workload.status.model_copy(
-            update={
-                "conditions": merge_conditions(previous, [ready]),
-                "observed_generation": generation,
-                "matched_pods": len(pods),
-            }
+        if eff.mode is Mode.AUDIT:
+            return build_condition(
+                "Enforced",
+                True,
+                "AuditOnly",
+                "audit mode: policies computed, not written",
+                generation,
+                now,
+                previous,
+            )
+        if np_result == "foreign":
+            return build_condition(
+                "Enforced",
+                False,
+                "PolicyConflict",
+                f"NetworkPolicy {workload_policy_name(key[1])} exists and is not managed by aitrust",
+                generation,
+                now,
+                previous,
+            )
+        message = f"NetworkPolicy {workload_policy_name(key[1])} {np_result}"
+        if self.opa_targets:
+            message += "; OPA " + ("updated" if opa_ok is True else "pending re-sync")
+        return build_condition("Enforced", True, "Enforced", message, generation, now, previous)
+
+    def _apply_workload_policy(self, workload: AIWorkload, eff: EffectiveTrust) -> str:
+        name = workload_policy_name(workload.metadata.name)
+        if eff.mode is Mode.AUDIT:
+            delete_networkpolicy(self.kube, workload.metadata.namespace, name)
+            return "audit"
+        owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
+        return apply_networkpolicy(self.kube, render_workload_policy(eff, owner)).outcome
+
+    async def _push_opa(self, eff: EffectiveTrust) -> bool:
+        if not self.opa_targets:
+            return True
+        path, document = render_opa_workload(eff)
+        ns_subjects = render_opa_subjects(e for k, e in self.effective.items() if k[0] == eff.namespace)
+        results = await asyncio.gather(
+            *(t.push_document(path, document) for t in self.opa_targets),
+            *(
+                t.push_document(["aitrust", "subjects", eff.namespace], ns_subjects.get(eff.namespace, {}))
+                for t in self.opa_targets
+            ),
         )
-        return status
+        return all(results)
+
+    def build_full_opa_data(self) -> dict[str, Any]:
+        return render_opa_data(self.effective.values(), revision="")
+
+    async def _forget(self, key: Key) -> None:
+        """The AIWorkload is gone: its NetworkPolicy is garbage-collected; drop OPA data and metrics."""
+        eff = self.effective.pop(key, None)
+        metrics.forget_workload(*key)
+        if eff is None:
+            return
+        path, _ = render_opa_workload(eff)
+        ns_subjects = render_opa_subjects(e for k, e in self.effective.items() if k[0] == key[0])
+        await asyncio.gather(
+            *(t.push_document(path, None) for t in self.opa_targets),
+            *(
+                t.push_document(["aitrust", "subjects", key[0]], ns_subjects.get(key[0], {}))
+                for t in self.opa_targets
+            ),
+        )
+        for grant in eff.grants:
+            self.endpoint_queue.add((grant.kind, grant.namespace, grant.name))
+        self._record_population()
+
+    def _record_population(self) -> None:
+        counts = Counter((e.tier.value, e.mode.value) for e in self.effective.values())
+        metrics.record_population(dict(counts))
+
+    async def reconcile_endpoint(self, key: TargetKey) -> None:
+        try:
+            await asyncio.to_thread(self._reconcile_endpoint, key)
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(key[0]).inc()
+            log.exception("reconcile of %s %s/%s failed; will retry", *key)
+            await asyncio.sleep(1.0)
+            self.endpoint_queue.add(key)
+
+    def _reconcile_endpoint(self, key: TargetKey) -> None:
+        kind, ns, name = key
+        target = self.target(kind, ns, name)
+        if isinstance(target, str):
+            return  # gone or invalid: an owned policy is garbage-collected with its owner
+        selectors = self.service_selectors({ns})
+        if not isinstance(resolve_destination(target, selectors), InClusterDestination):
+            return
+        referencing = [e for e in self.effective.values() if e.grant_for(kind, ns, name) is not None]
+        if not any(e.mode is Mode.ENFORCE for e in referencing):
+            # No enforcing workload uses it: do not fence off an endpoint nobody manages.
+            delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
+            return
+        owner = owner_reference(kind, name, target.metadata.uid or "")
+        apply_networkpolicy(self.kube, render_endpoint_ingress_policy(target, referencing, owner, selectors))
+
+    async def _report_invalid(
+        self, key: Key, body: dict[str, Any], exc: ValidationError, now: datetime
+    ) -> None:
+        # The CRD schema should prevent this; report rather than crash.
+        generation = body["metadata"].get("generation")
+        previous = _previous_conditions(body)
+        cond = build_condition(
+            "Ready", False, "InvalidSpec", describe_validation_error(exc), generation, now, previous
+        )
+        status = {
+            "observedGeneration": generation,
+            "conditions": [
+                c.model_dump(by_alias=True, exclude_none=True) for c in merge_conditions(previous, [cond])
+            ],
+        }
+        await self._write_status(key, body, status)
 
     async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
         current = body.get("status") or {}
         if all(current.get(k) == v for k, v in status.items()):
             return  # nothing changed: no write, no churn
-        updated = await asyncio.to_thread(self.kube.patch_status, "AIWorkload", key[0], key[1], status)
+        try:
+            updated = await asyncio.to_thread(self.kube.patch_status, "AIWorkload", key[0], key[1], status)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
         self.store.upsert("AIWorkload", updated)
 
 
@@ -264,13 +512,11 @@ def _refs(body: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r for r in refs if isinstance(r, dict)]
 
 
-def _ref_key(body: dict[str, Any], kind: str, ref: dict[str, Any]) -> tuple[str, str]:
+def _ref_key(body: dict[str, Any], ref: dict[str, Any]) -> tuple[str, str]:
     return (ref.get("namespace") or body["metadata"]["namespace"], ref.get("name", ""))
 
 
-def _previous_conditions(body: dict[str, Any]) -> list[Any]:
-    from aitrust.api.v1alpha1 import Condition
-
+def _previous_conditions(body: dict[str, Any]) -> list[Condition]:
     out = []
     for c in (body.get("status") or {}).get("conditions") or []:
         with contextlib.suppress(ValidationError):

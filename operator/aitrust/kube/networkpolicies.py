@@ -1,0 +1,86 @@
+"""Apply rendered NetworkPolicies: write only on difference, never touch what we do not own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+
+from aitrust.kube.client import FIELD_MANAGER, Kube, raw_json
+from aitrust.render.hashing import SPEC_HASH_ANNOTATION
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "aitrust")
+
+Outcome = Literal["created", "updated", "unchanged", "foreign", "deleted", "absent"]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    name: str
+    outcome: Outcome
+
+
+def is_ours(live: dict[str, Any]) -> bool:
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
+
+
+def _differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Compare what we render with what is stored: spec, our labels, hash and owners."""
+    lm, dm = live.get("metadata") or {}, desired["metadata"]
+    if (lm.get("annotations") or {}).get(SPEC_HASH_ANNOTATION) != dm["annotations"][SPEC_HASH_ANNOTATION]:
+        return True
+    if any((lm.get("labels") or {}).get(k) != v for k, v in dm.get("labels", {}).items()):
+        return True
+    owners = [(o.get("uid"), o.get("kind")) for o in lm.get("ownerReferences") or []]
+    if owners != [(o["uid"], o["kind"]) for o in dm.get("ownerReferences", [])]:
+        return True
+    # A manual edit keeps our hash annotation but changes the spec: compare the spec itself.
+    return bool(_normalise(live.get("spec") or {}) != _normalise(desired["spec"]))
+
+
+def _normalise(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True)
+
+
+def apply_networkpolicy(kube: Kube, desired: dict[str, Any]) -> ApplyResult:
+    ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    try:
+        live_obj: dict[str, Any] = raw_json(
+            kube.networking.read_namespaced_network_policy(name, ns, _preload_content=False)
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        kube.networking.create_namespaced_network_policy(ns, desired, field_manager=FIELD_MANAGER)  # type: ignore[arg-type]
+        return ApplyResult(name, "created")
+    if not is_ours(live_obj):
+        return ApplyResult(name, "foreign")
+    if not _differs(live_obj, desired):
+        return ApplyResult(name, "unchanged")
+    body = dict(desired)
+    body["metadata"] = {**desired["metadata"], "resourceVersion": live_obj["metadata"]["resourceVersion"]}
+    kube.networking.replace_namespaced_network_policy(name, ns, body, field_manager=FIELD_MANAGER)  # type: ignore[arg-type]
+    return ApplyResult(name, "updated")
+
+
+def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
+    """Delete a policy only if it is ours."""
+    try:
+        live = raw_json(
+            kube.networking.read_namespaced_network_policy(name, namespace, _preload_content=False)
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return ApplyResult(name, "absent")
+        raise
+    if not is_ours(live):
+        return ApplyResult(name, "foreign")
+    try:
+        kube.networking.delete_namespaced_network_policy(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    return ApplyResult(name, "deleted")

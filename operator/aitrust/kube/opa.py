@@ -1,0 +1,129 @@
+"""Push trust data and the Rego policy to OPA servers over their REST API.
+
+Each target has its own loop, so one OPA being down never blocks the others or the
+NetworkPolicy path. A revision marker written with every full sync is read back
+periodically; when it is missing (OPA restarted empty) the target is fully re-synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("aitrust.opa")
+
+FullData = Callable[[], dict[str, Any]]
+
+
+@dataclass
+class OpaTarget:
+    url: str
+    policies: dict[str, str]  # policy id -> Rego source
+    full_data: FullData
+    on_error: Callable[[str], None] = lambda _url: None
+    check_interval: float = 2.0
+    timeout: float = 2.0
+    revision: str = ""
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    _client: httpx.AsyncClient | None = None
+    _task: asyncio.Task[None] | None = None
+    _resync: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout)
+        return self._client
+
+    def start(self) -> None:
+        self._resync.set()
+        self._task = asyncio.create_task(self._loop(), name=f"opa-sync {self.url}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def push_full(self) -> None:
+        for policy_id, rego in sorted(self.policies.items()):
+            r = await self.client.put(
+                f"/v1/policies/{policy_id}", content=rego.encode(), headers={"Content-Type": "text/plain"}
+            )
+            r.raise_for_status()
+        revision = uuid.uuid4().hex
+        data = self.full_data()
+        data["meta"] = {"revision": revision}
+        r = await self.client.put("/v1/data/aitrust", json=data)
+        r.raise_for_status()
+        self.revision = revision
+        self.synced.set()
+        log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
+
+    async def push_document(self, path: list[str], document: dict[str, Any] | None) -> bool:
+        """One small incremental write; on failure the loop re-syncs everything."""
+        if not self.synced.is_set():
+            return False
+        url = "/v1/data/" + "/".join(path)
+        try:
+            r = await (self.client.delete(url) if document is None else self.client.put(url, json=document))
+            if r.status_code not in (200, 204, 404):
+                r.raise_for_status()
+            return True
+        except httpx.HTTPError as exc:
+            log.warning("OPA %s write failed (%s); scheduling a full re-sync", self.url, exc)
+            self.on_error(self.url)
+            self.request_resync()
+            return False
+
+    def request_resync(self) -> None:
+        self.synced.clear()
+        self._resync.set()
+
+    async def _revision_matches(self) -> bool:
+        r = await self.client.get("/v1/data/aitrust/meta/revision")
+        r.raise_for_status()
+        return bool(r.json().get("result") == self.revision)
+
+    async def _loop(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if self._resync.is_set() or not await self._revision_matches():
+                    self._resync.clear()
+                    await self.push_full()
+                backoff = 0.2
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resync.wait(), self.check_interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure means: retry with backoff
+                log.warning("OPA %s unreachable or failing (%s); retrying in %.1fs", self.url, exc, backoff)
+                self.on_error(self.url)
+                self.synced.clear()
+                self._resync.set()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def load_policies(directory: Path) -> dict[str, str]:
+    """Rego modules (tests excluded) keyed by a policy id derived from their path."""
+    policies = {}
+    for path in sorted(directory.rglob("*.rego")):
+        if path.name.endswith("_test.rego"):
+            continue
+        policy_id = str(path.relative_to(directory).with_suffix("")).replace("/", "_")
+        policies[policy_id] = path.read_text()
+    if not policies:
+        raise FileNotFoundError(f"no Rego policies under {directory}")
+    return policies
