@@ -43,6 +43,15 @@ def _run(args: argparse.Namespace) -> int:
         opa_urls=args.opa or [],
         opa_policies=opa_policies,
         resync_seconds=args.resync_seconds,
+        signal_port=args.signal_port,
+        signal_host=args.signal_host,
+        signal_token_secret=args.signal_token_secret,
+        signal_token_dir=args.signal_token_dir,
+        signal_tls_cert=args.signal_tls_cert,
+        signal_tls_key=args.signal_tls_key,
+        signal_client_ca=args.signal_client_ca,
+        signal_max_body=args.signal_max_body,
+        signal_rate=args.signal_rate,
     )
     kopf.run(
         clusterwide=not args.namespace,
@@ -97,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--metrics-addr", default="0.0.0.0", help="address for the metrics server")  # noqa: S104
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    sig = run.add_argument_group("signal API")
+    sig.add_argument(
+        "--signal-port", type=int, default=None, help="serve the signal API on this port (off if unset)"
+    )
+    sig.add_argument("--signal-host", default="0.0.0.0", help="address of the signal API")  # noqa: S104
+    sig.add_argument(
+        "--signal-token-secret", metavar="NS/NAME", help="Secret whose keys are callers, values tokens"
+    )
+    sig.add_argument("--signal-token-dir", help="directory of token files (a mounted Secret)")
+    sig.add_argument("--signal-tls-cert", help="serve HTTPS with this certificate")
+    sig.add_argument("--signal-tls-key", help="private key of --signal-tls-cert")
+    sig.add_argument("--signal-client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    sig.add_argument(
+        "--signal-max-body", type=int, default=1 << 20, help="largest accepted body in bytes (413)"
+    )
+    sig.add_argument("--signal-rate", type=float, default=5000.0, help="requests per second per caller (429)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
     return parser

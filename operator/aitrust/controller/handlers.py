@@ -6,6 +6,7 @@ annotations or status of its own onto user objects: Argo CD and Flux see no chur
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -59,11 +60,46 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo["reconciler"] = reconciler
     await reconciler.start()
+    if memo.get("signal_port") is not None:
+        memo["signal_runner"] = await start_signals(memo, reconciler, kube)
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
+
+
+async def start_signals(memo: Any, reconciler: Reconciler, kube: Kube) -> Any:
+    from pathlib import Path
+
+    from aitrust.server.app import SignalApi, build_ssl_context, start_signal_api
+    from aitrust.server.auth import RateLimiter, TokenStore, directory_loader, secret_loader
+    from aitrust.server.ingestor import Ingestor
+
+    if memo.get("signal_token_dir"):
+        loader = directory_loader(Path(memo["signal_token_dir"]))
+    elif memo.get("signal_token_secret"):
+        ns, name = memo["signal_token_secret"].split("/", 1)
+        loader = secret_loader(lambda: kube.read_secret_data(ns, name))
+    else:
+        raise kopf.PermanentError("the signal API needs --signal-token-secret or --signal-token-dir")
+    tokens = TokenStore(loader)
+    await asyncio.to_thread(tokens.refresh)
+    ingestor = Ingestor(reconciler)
+    ingestor.start()
+    api = SignalApi(
+        reconciler,
+        tokens,
+        ingestor,
+        limiter=RateLimiter(rate=memo.get("signal_rate", 5000.0), burst=2 * memo.get("signal_rate", 5000.0)),
+        max_body=memo.get("signal_max_body", 1 << 20),
+    )
+    ssl_context = build_ssl_context(
+        memo.get("signal_tls_cert"), memo.get("signal_tls_key"), memo.get("signal_client_ca")
+    )
+    return await start_signal_api(api, memo.get("signal_host", "0.0.0.0"), memo["signal_port"], ssl_context)  # noqa: S104
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "signal_runner" in memo:
+        await memo["signal_runner"].cleanup()
     if "reconciler" in memo:
         await _reconciler(memo).stop()
 
@@ -103,3 +139,8 @@ def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 )
 def networkpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_networkpolicy_event(dict(event["object"]), event["type"] == "DELETED")
+
+
+@kopf.on.event("", "v1", "serviceaccounts")
+def serviceaccount_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _reconciler(memo).on_serviceaccount_event(dict(event["object"]), event["type"] == "DELETED")

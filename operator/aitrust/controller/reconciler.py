@@ -132,6 +132,8 @@ class Reconciler:
             self.store.upsert("Pod", pod)
         for svc in self.kube.list_services():
             self.store.upsert("Service", svc)
+        for sa in self.kube.list_service_accounts():
+            self.store.upsert("ServiceAccount", sa)
 
     async def _periodic_resync(self) -> None:
         # Signal penalties decay with time, so trust must be recomputed without any event.
@@ -197,6 +199,13 @@ class Reconciler:
             for target in self.store.in_namespace(kind, meta["namespace"]):
                 if ((target.get("spec") or {}).get("service") or {}).get("name") == meta["name"]:
                     self.on_target_event(kind, target, False)
+
+    def on_serviceaccount_event(self, body: dict[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        if deleted:
+            self.store.delete("ServiceAccount", meta["namespace"], meta["name"])
+        else:
+            self.store.upsert("ServiceAccount", body)
 
     def on_networkpolicy_event(self, body: dict[str, Any], deleted: bool) -> None:
         """A generated policy changed or vanished: re-render it (reverting manual edits)."""
@@ -494,9 +503,23 @@ class Reconciler:
         if all(current.get(k) == v for k, v in status.items()):
             return  # nothing changed: no write, no churn
         try:
-            updated = await asyncio.to_thread(self.kube.patch_status, "AIWorkload", key[0], key[1], status)
+            updated = await asyncio.to_thread(
+                self.kube.patch_status,
+                "AIWorkload",
+                key[0],
+                key[1],
+                status,
+                body["metadata"].get("resourceVersion"),
+            )
         except ApiException as exc:
             if exc.status == 404:
+                return
+            if exc.status == 409:
+                # Someone (signal ingestion) wrote first; recompute from the newer object.
+                fresh = await asyncio.to_thread(self.kube.get_custom, "AIWorkload", key[0], key[1])
+                if fresh is not None:
+                    self.store.upsert("AIWorkload", fresh)
+                self.queue.add(key)
                 return
             raise
         self.store.upsert("AIWorkload", updated)

@@ -52,6 +52,8 @@ class Store:
     def __init__(self) -> None:
         self._objects: dict[str, dict[Key, Body]] = {kind: {} for kind in KINDS}
         self._by_namespace: dict[str, dict[str, set[str]]] = {kind: defaultdict(set) for kind in KINDS}
+        # Bumps when what signal mapping reads changes (not on status writes), so indexes rebuild rarely.
+        self.version = 0
 
     def upsert(self, kind: str, body: Mapping[str, Any]) -> bool:
         """Store ``body`` unless an equal-or-newer version is already there; True when stored."""
@@ -63,11 +65,17 @@ class Store:
             return False
         self._objects[kind][key] = compact_pod(body) if kind == "Pod" else _plain(body)
         self._by_namespace[kind][key[0]].add(key[1])
+        if kind in ("Pod", "ServiceAccount") or (
+            kind == "AIWorkload"
+            and (old is None or old["metadata"].get("generation") != meta.get("generation"))
+        ):
+            self.version += 1
         return True
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self._objects[kind].pop((namespace, name), None)
         self._by_namespace[kind][namespace].discard(name)
+        self.version += 1
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         return self._objects[kind].get((namespace, name))

@@ -54,10 +54,24 @@ class Kube:
                 return None
             raise
 
-    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the status subresource; spec is never written."""
+    def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource; spec is never written.
+
+        With ``resource_version`` the write fails (409) if anyone wrote since that version, so
+        two writers (reconciler, signal ingestion) can never silently drop each other's records.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         result = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": status}, field_manager=FIELD_MANAGER
+            GROUP, VERSION, namespace, PLURALS[kind], name, body, field_manager=FIELD_MANAGER
         )
         return cast(dict[str, Any], result)
 
@@ -79,3 +93,18 @@ class Kube:
         raw = self.core.list_service_for_all_namespaces(_preload_content=False)
         items: list[dict[str, Any]] = raw_json(raw)["items"]
         return items
+
+    def list_service_accounts(self) -> list[dict[str, Any]]:
+        raw = self.core.list_service_account_for_all_namespaces(_preload_content=False)
+        items: list[dict[str, Any]] = raw_json(raw)["items"]
+        return items
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            secret = raw_json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data: dict[str, str] = secret.get("data") or {}
+        return data

@@ -31,7 +31,7 @@ def find_binary(name: str) -> str:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     raise MissingBinaryError(
-        f"{name} not found in {testbin_dir()}; run `make testbin` (hack/testbin.sh) to install the pinned binaries"
+        f"{name} not found in {testbin_dir()}; run `make testbin` to install the pinned binaries"
     )
 
 

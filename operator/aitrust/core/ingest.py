@@ -1,0 +1,55 @@
+"""Fold newly received signals into a workload's status, purely (dedupe, rules, baseline, sequences)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from aitrust.api.v1alpha1 import AIWorkloadStatus, SignalRecord, TrustPolicySpec
+from aitrust.core.baseline import dump_baseline, load_baseline, update_baseline
+from aitrust.core.rules import score_sequence, score_signal
+from aitrust.core.signal import Signal
+
+
+class Ingestion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    added: list[SignalRecord]
+    duplicates: list[str]
+    signals: list[SignalRecord]  # the status' records plus the added ones, before pruning
+    baseline: dict[str, Any] | None
+
+
+def build_ingestion(
+    status: AIWorkloadStatus, signals: Sequence[Signal], policy: TrustPolicySpec, now: datetime
+) -> Ingestion:
+    """Records for the new signals; a signal whose id the status already holds counts once."""
+    seen = {r.id for r in status.signals}
+    added: list[SignalRecord] = []
+    duplicates: list[str] = []
+    baseline = load_baseline(status.baseline)
+    for signal in signals:
+        if signal.id in seen:
+            duplicates.append(signal.id)
+            continue
+        seen.add(signal.id)
+        added.append(score_signal(signal, policy, now))
+        baseline, anomalies = update_baseline(baseline, signal, policy.signals.baseline, now)
+        for anomaly in anomalies:
+            if anomaly.id not in seen:
+                seen.add(anomaly.id)
+                added.append(score_signal(anomaly, policy, now))
+    records = [*status.signals, *added]
+    for escalation in score_sequence(records, policy, now):
+        if escalation.id not in seen:
+            seen.add(escalation.id)
+            added.append(escalation)
+            records.append(escalation)
+    return Ingestion(
+        added=added,
+        duplicates=duplicates,
+        signals=records,
+        baseline=dump_baseline(baseline) if baseline is not None else status.baseline,
+    )

@@ -1,0 +1,1 @@
+"""The signal API: authenticated, bounded ingestion that commits to the Kubernetes API before it answers."""

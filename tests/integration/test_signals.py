@@ -1,0 +1,230 @@
+"""The signal API against a real API server: authenticated, durable, deduplicated."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from aitrust.testing.cluster import wait_until
+from aitrust.testing.processes import ManagedProcess, free_port
+from tests.conftest import Kubectl, OperatorFactory
+
+TOKEN = "s3cr3t-token-for-falcosidekick"
+ROLE = "arn:aws:iam::123456789012:role/support-agent"
+
+
+def apply(kubectl: Kubectl, namespace: str, *objs: dict[str, Any]) -> None:
+    kubectl.run(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
+    )
+
+
+def setup_estate(kubectl: Kubectl, namespace: str) -> None:
+    token = base64.b64encode(TOKEN.encode()).decode()
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "signal-tokens"},
+            "data": {"falcosidekick": token},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "agent", "annotations": {"eks.amazonaws.com/role-arn": ROLE}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "agent-0", "labels": {"app": "agent"}},
+            "spec": {
+                "serviceAccountName": "agent",
+                "containers": [{"name": "agent", "image": "registry.example.com/agent@sha256:" + "b" * 64}],
+            },
+        },
+        {
+            "apiVersion": "aitrust.dev/v1alpha1",
+            "kind": "AIWorkload",
+            "metadata": {"name": "agent"},
+            "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "agent"}}},
+        },
+    )
+
+
+def falco_event(namespace: str, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "uuid": event_id or str(uuid.uuid4()),
+        "output": "Notice A shell was spawned in a container with an attached terminal (user=root)",
+        "priority": "Notice",
+        "rule": "Terminal shell in container",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+        "source": "syscall",
+        "tags": ["container", "shell", "mitre_execution"],
+        "hostname": "node-1",
+        "output_fields": {
+            "k8s.ns.name": namespace,
+            "k8s.pod.name": "agent-0",
+            "proc.name": "bash",
+            "container.image.repository": "vllm/vllm-openai",
+        },
+    }
+
+
+def llmjacking(namespace: str) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    identity = {
+        "type": "AssumedRole",
+        "arn": "arn:aws:sts::123456789012:assumed-role/support-agent/botocore-session-1",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE}},
+    }
+    names = [
+        ("GetModelInvocationLoggingConfiguration", None),
+        ("ListFoundationModels", None),
+        ("GetFoundationModelAvailability", None),
+        ("InvokeModel", "ValidationException"),
+        ("DeleteModelInvocationLoggingConfiguration", None),
+    ]
+    records = []
+    for name, error in names:
+        record: dict[str, Any] = {
+            "eventVersion": "1.09",
+            "eventID": str(uuid.uuid4()),
+            "eventTime": now,
+            "eventSource": "bedrock.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.7",
+            "userIdentity": identity,
+        }
+        if error:
+            record["errorCode"] = error
+        records.append(record)
+    return {"Records": records}
+
+
+@pytest.fixture
+def signal_api(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> tuple[str, ManagedProcess, OperatorFactory]:
+    setup_estate(kubectl, namespace)
+    port = free_port()
+    args = (
+        f"--signal-port={port}",
+        "--signal-host=127.0.0.1",
+        f"--signal-token-secret={namespace}/signal-tokens",
+    )
+    proc = start_operator(*args)
+    wait_until(
+        lambda: kubectl.json("get", "aiw", "agent", "-n", namespace).get("status", {}).get("tier"), timeout=15
+    )
+    return f"http://127.0.0.1:{port}", proc, lambda: start_operator(*args)
+
+
+def status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    result: dict[str, Any] = kubectl.json("get", "aiw", "agent", "-n", namespace).get("status", {})
+    return result
+
+
+def post(url: str, path: str, body: Any, token: str | None = TOKEN, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(url + path, json=body, headers=headers, timeout=10, **kw)
+
+
+def test_falco_alert_lowers_trust_and_counts_once(
+    kubectl: Kubectl, namespace: str, signal_api: tuple[str, ManagedProcess, Any]
+) -> None:
+    url, _, _ = signal_api
+    before = status(kubectl, namespace)
+    event = falco_event(namespace)
+
+    r = post(url, "/v1/signals/falco", event)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    assert r.json()["matched"] == [{"id": event["uuid"], "workloads": [f"{namespace}/agent"]}]
+    # A 2xx means it is already in the API server.
+    after = status(kubectl, namespace)
+    assert [s["id"] for s in after["signals"]] == [event["uuid"]]
+    assert after["trustScore"] < before["trustScore"]
+    assert any(f["source"] == "signal" for f in after["factors"])
+
+    again = post(url, "/v1/signals/falco", event)
+    assert again.status_code == 200 and again.json()["accepted"] == 0 and again.json()["duplicates"] == 1
+    assert len(status(kubectl, namespace)["signals"]) == 1
+
+
+def test_unauthenticated_and_malformed_requests_change_nothing(
+    kubectl: Kubectl, namespace: str, signal_api: tuple[str, ManagedProcess, Any]
+) -> None:
+    url, _, _ = signal_api
+    before = status(kubectl, namespace)
+    assert post(url, "/v1/signals/falco", falco_event(namespace), token=None).status_code == 401
+    assert (
+        post(url, "/v1/signals/falco", falco_event(namespace), token="wrong-token-wrong-token").status_code
+        == 401
+    )
+
+    bad = falco_event(namespace)
+    del bad["rule"]
+    r = post(url, "/v1/signals/falco", bad)
+    assert r.status_code == 400 and "rule" in r.json()["path"]
+    r = httpx.post(
+        url + "/v1/signals/falco",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    r = httpx.post(
+        url + "/v1/signals/falco",
+        content=b"x",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 415
+    r = httpx.post(
+        url + "/v1/signals/falco",
+        content=b"[" + b"1," * (1 << 20) + b"1]",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413
+    after = status(kubectl, namespace)
+    assert after.get("signals", []) == before.get("signals", [])
+    assert after["trustScore"] == before["trustScore"]
+
+
+def test_llmjacking_from_the_irsa_role_quarantines(
+    kubectl: Kubectl, namespace: str, signal_api: tuple[str, ManagedProcess, Any]
+) -> None:
+    url, _, _ = signal_api
+    r = post(url, "/v1/signals/cloudtrail", llmjacking(namespace))
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 5
+    wait_until(lambda: status(kubectl, namespace).get("tier") == "quarantined", timeout=5)
+    assert status(kubectl, namespace)["quarantine"]["active"] is True
+
+
+def test_kill_9_right_after_ack_loses_nothing(
+    kubectl: Kubectl, namespace: str, signal_api: tuple[str, ManagedProcess, Any]
+) -> None:
+    url, proc, restart = signal_api
+    ids = []
+    for _ in range(5):
+        event = falco_event(namespace)
+        assert post(url, "/v1/signals/falco", event).status_code == 200
+        ids.append(event["uuid"])
+    proc.kill()  # SIGKILL: no shutdown hooks
+    restart()
+    recorded = {s["id"] for s in status(kubectl, namespace)["signals"]}
+    assert set(ids) <= recorded
+    wait_until(lambda: status(kubectl, namespace).get("tier") != "trusted", timeout=10)
