@@ -111,6 +111,26 @@ def opa(tmp_path: Path) -> Iterator[OpaServer]:
 OperatorFactory = Callable[..., ManagedProcess]
 
 
+def operator_process(
+    cp: LocalControlPlane,
+    log_dir: Path,
+    *extra: str,
+    name: str = "aitrust-operator",
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> ManagedProcess:
+    """`aitrust run` as a real process against ``cp``; waits until it has synced."""
+    proc = ManagedProcess(
+        name,
+        [sys.executable, "-m", "aitrust.cli", "run", f"--kubeconfig={cp.kubeconfig}", *extra],
+        log_dir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    ).start()
+    if wait:
+        wait_for("operator sync", lambda: "aitrust operator synced" in proc.log_path.read_text(), 60, [proc])
+    return proc
+
+
 @pytest.fixture
 def start_operator(control_plane: LocalControlPlane, tmp_path: Path) -> Iterator[OperatorFactory]:
     """Run `aitrust run` as a real process against the local control plane."""
@@ -119,14 +139,8 @@ def start_operator(control_plane: LocalControlPlane, tmp_path: Path) -> Iterator
     def start(
         *extra: str, name: str = "aitrust-operator", env: dict[str, str] | None = None
     ) -> ManagedProcess:
-        proc = ManagedProcess(
-            f"{name}-{len(started)}",
-            [sys.executable, "-m", "aitrust.cli", "run", f"--kubeconfig={control_plane.kubeconfig}", *extra],
-            tmp_path,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        ).start()
+        proc = operator_process(control_plane, tmp_path, *extra, name=f"{name}-{len(started)}", env=env)
         started.append(proc)
-        wait_for("operator sync", lambda: "aitrust operator synced" in proc.log_path.read_text(), 60, [proc])
         return proc
 
     yield start

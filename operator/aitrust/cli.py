@@ -52,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         signal_client_ca=args.signal_client_ca,
         signal_max_body=args.signal_max_body,
         signal_rate=args.signal_rate,
+        leader_namespace=args.leader_elect_namespace,
+        leader_name=args.leader_elect_name,
     )
     kopf.run(
         clusterwide=not args.namespace,
@@ -88,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "without it the operator runs standalone",
     )
     run.add_argument("--workers", type=int, default=8, help="concurrent reconcile workers")
+    run.add_argument(
+        "--leader-elect-namespace",
+        default=os.environ.get("AITRUST_LEADER_ELECT_NAMESPACE"),
+        help="run as one of several replicas: only the holder of a Lease in this namespace acts",
+    )
+    run.add_argument("--leader-elect-name", default="aitrust-operator", help="name of that Lease")
     run.add_argument(
         "--opa",
         action="append",

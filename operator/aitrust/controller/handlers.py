@@ -59,6 +59,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         resync_seconds=memo.get("resync_seconds", 30.0),
     )
     memo["reconciler"] = reconciler
+    if memo.get("leader_namespace"):
+        from aitrust.kube.leader import LeaderElector
+
+        elector = LeaderElector(kube, memo["leader_namespace"], memo.get("leader_name") or "aitrust-operator")
+        await elector.wait_for_leadership()
+        memo["leader_task"] = asyncio.create_task(elector.hold())
     await reconciler.start()
     if memo.get("signal_port") is not None:
         memo["signal_runner"] = await start_signals(memo, reconciler, kube)

@@ -192,6 +192,22 @@ class LocalControlPlane:
     def process(self, name: str) -> ManagedProcess:
         return next(p for p in self.processes if p.name == name)
 
+    def stop_apiserver(self) -> None:
+        """Simulate an outage: the API server process goes away; etcd keeps the data."""
+        self.process("kube-apiserver").stop()
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        proc = self.process("kube-apiserver").start()
+        assert self.workdir is not None
+        ctx = ssl.create_default_context(cafile=str(self.workdir / "pki" / "ca.crt"))
+        ctx.load_cert_chain(str(self.workdir / "pki" / "admin.crt"), str(self.workdir / "pki" / "admin.key"))
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{self.server}/readyz", context=ctx, timeout=2) as r:  # noqa: S310
+                return bool(r.status == 200)
+
+        wait_for("kube-apiserver /readyz after restart", ready, timeout, [proc])
+
     def check_alive(self) -> None:
         for p in self.processes:
             if not p.alive():

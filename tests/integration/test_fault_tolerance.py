@@ -1,0 +1,173 @@
+"""The operator survives what production throws at it: API outages, and replicas that die."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aitrust.testing.cluster import LocalControlPlane, wait_until
+from aitrust.testing.processes import free_port
+from tests.conftest import Kubectl, install_crds, operator_process
+from tests.integration.test_signals import TOKEN, falco_event, post, setup_estate
+
+
+@pytest.fixture(scope="module")
+def own_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalControlPlane]:
+    """A control plane of its own: these tests stop its API server."""
+    cp = LocalControlPlane(workdir=tmp_path_factory.mktemp("fault-cp")).start()
+    try:
+        install_crds(Kubectl(cp.kubeconfig))
+        yield cp
+    finally:
+        cp.stop()
+
+
+def status(kubectl: Kubectl, namespace: str, name: str = "agent") -> dict[str, Any]:
+    result: dict[str, Any] = kubectl.json("get", "aiw", name, "-n", namespace).get("status", {})
+    return result
+
+
+def test_api_outage_gives_503_and_keeps_policies(
+    own_control_plane: LocalControlPlane, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(own_control_plane.kubeconfig)
+    ns = "outage"
+    kubectl.run("create", "namespace", ns)
+    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    setup_estate(kubectl, ns)
+    port = free_port()
+    proc = operator_process(
+        own_control_plane,
+        tmp_path,
+        f"--signal-port={port}",
+        "--signal-host=127.0.0.1",
+        f"--signal-token-secret={ns}/signal-tokens",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: (
+                kubectl.run("get", "networkpolicy", "aitrust-agent", "-n", ns, check=False).returncode == 0
+            ),
+            timeout=20,
+        )
+        first = falco_event(ns)
+        assert post(url, "/v1/signals/falco", first).status_code == 200
+        wait_until(
+            lambda: status(kubectl, ns).get("tier") == "quarantined" or status(kubectl, ns).get("signals"),
+            timeout=10,
+        )
+        policy_before = kubectl.json("get", "networkpolicy", "aitrust-agent", "-n", ns)["spec"]
+
+        own_control_plane.stop_apiserver()
+        outage_started = time.monotonic()
+        during = post(url, "/v1/signals/falco", falco_event(ns))
+        assert during.status_code == 503, during.text
+        while time.monotonic() - outage_started < 20:
+            assert proc.alive(), proc.log_tail()
+            time.sleep(1)
+        own_control_plane.start_apiserver()
+
+        assert proc.alive(), "the operator must ride out the outage without a restart"
+        after = wait_until(
+            lambda: (r := post(url, "/v1/signals/falco", falco_event(ns))).status_code == 200 and r,
+            timeout=60,
+            interval=1,
+        )
+        assert after.json()["accepted"] == 1
+        policy_after = kubectl.json("get", "networkpolicy", "aitrust-agent", "-n", ns)["spec"]
+        assert (
+            policy_after["egress"] == policy_before["egress"] or status(kubectl, ns)["tier"] == "quarantined"
+        )
+    finally:
+        proc.stop()
+        print(proc.log_tail(60))
+
+
+def test_two_replicas_one_leader_and_handover(own_control_plane: LocalControlPlane, tmp_path: Path) -> None:
+    kubectl = Kubectl(own_control_plane.kubeconfig)
+    ns = "ha"
+    kubectl.run("create", "namespace", ns)
+    args = (f"--leader-elect-namespace={ns}",)
+    first = operator_process(own_control_plane, tmp_path, *args, name="replica-a")
+    second = operator_process(own_control_plane, tmp_path, *args, name="replica-b", wait=False)
+    try:
+        time.sleep(3)
+        leaders = [p for p in (first, second) if "became the leader" in p.log_path.read_text()]
+        assert leaders == [first], "exactly one replica leads"
+        assert "aitrust operator synced" not in second.log_path.read_text()
+
+        def create(name: str) -> None:
+            wl = {
+                "apiVersion": "aitrust.dev/v1alpha1",
+                "kind": "AIWorkload",
+                "metadata": {"name": name},
+                "spec": {"kind": "agent", "selector": {"matchLabels": {"app": name}}},
+            }
+            kubectl.run("apply", "-n", ns, "-f", "-", input=json.dumps(wl))
+
+        create("before")
+        wait_until(lambda: status(kubectl, ns, "before").get("tier"), timeout=15)
+        first.kill()
+        killed = time.monotonic()
+        create("after")
+        wait_until(lambda: status(kubectl, ns, "after").get("tier"), timeout=30, interval=0.5)
+        handover = time.monotonic() - killed
+        print(f"leader handover: {handover:.1f}s")
+        assert "became the leader" in second.log_path.read_text()
+        lease = kubectl.json("get", "lease", "aitrust-operator", "-n", ns)
+        assert lease["spec"]["holderIdentity"] != ""
+        assert lease["spec"]["leaseTransitions"] >= 1
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_signal_that_claims_to_raise_trust_has_no_effect(
+    own_control_plane: LocalControlPlane, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(own_control_plane.kubeconfig)
+    ns = "boost"
+    kubectl.run("create", "namespace", ns)
+    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    setup_estate(kubectl, ns)
+    port = free_port()
+    proc = operator_process(
+        own_control_plane,
+        tmp_path,
+        f"--signal-port={port}",
+        "--signal-host=127.0.0.1",
+        f"--signal-token-secret={ns}/signal-tokens",
+    )
+    try:
+        before = wait_until(lambda: status(kubectl, ns).get("trustScore"), timeout=15)
+        event = {
+            "specversion": "1.0",
+            "id": "boost-1",
+            "source": "attacker",
+            "type": "dev.aitrust.signal",
+            "datacontenttype": "application/json",
+            "data": {
+                "workload": {"namespace": ns, "name": "agent"},
+                "severity": "info",
+                "rule": "all good",
+                "trustBoost": 50,
+                "points": -80,
+                "score": 100,
+            },
+        }
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/signals", json=event, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert r.status_code in (200, 400), r.text
+        time.sleep(1)
+        assert status(kubectl, ns)["trustScore"] <= before
+        assert all(s["points"] >= 0 for s in status(kubectl, ns).get("signals", []))
+    finally:
+        proc.stop()
