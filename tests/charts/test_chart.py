@@ -241,8 +241,8 @@ def test_deployment_defaults_are_hardened() -> None:
     assert sc["runAsUser"] == 65532
     assert op["image"] == "ghcr.io/aitrust/aitrust-operator:0.1.0"
     assert op["command"] == ["aitrust", "run"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert op[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert op["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert op["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert {"name": "health", "containerPort": 8081, "protocol": "TCP"} in op["ports"]
     tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
     assert "emptyDir" in tmp
@@ -257,7 +257,7 @@ def test_deployment_defaults_are_hardened() -> None:
 def test_default_args() -> None:
     args = _args(template(namespace="ops"))
     expected = [
-        "--liveness=http://0.0.0.0:8081/healthz",
+        "--health-port=8081",
         "--workers=8",
         "--secrets-namespace=ops",
         "--default-policy-mode=audit",
@@ -270,8 +270,8 @@ def test_default_args() -> None:
         "--signals-tls-key-file=/etc/aitrust/signals-tls/tls.key",
         "--signals-token-file=/etc/aitrust/signals-auth/tokens",
         "--signals-max-body-bytes=1048576",
-        "--signals-rate-limit=50",
-        "--signals-rate-burst=100",
+        "--signals-rate-limit=2000",
+        "--signals-rate-burst=4000",
     ]
     assert args == expected
 
@@ -714,3 +714,14 @@ def test_install_notes_show_signal_settings() -> None:
     assert "https://notes-aitrust-operator.ops.svc:8443/v1/signals/falco" in notes
     assert "get secret notes-aitrust-operator-signals-auth" in notes
     assert "Policy mode of the built-in policy: audit" in notes
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.stem for s in SCENARIOS])
+def test_rendered_args_are_accepted_by_the_operator(scenario: Path) -> None:
+    """The chart and `aitrust run` agree on every flag: no drift between the two."""
+    from aitrust.cli import build_parser
+    from aitrust.controller.options import OperatorOptions
+
+    args = build_parser().parse_args(["run", *_args(template(values_files=[scenario]))])
+    options = OperatorOptions.from_args(args)
+    assert options.health_port == 8081

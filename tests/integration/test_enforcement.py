@@ -113,7 +113,7 @@ def lower_trust(kubectl: Kubectl, namespace: str) -> None:
 def test_tier_drives_networkpolicy_and_opa(
     kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
 ) -> None:
-    start_operator(f"--opa={opa.url}")
+    start_operator(f"--opa-url={opa.url}")
     apply(kubectl, namespace, *estate(namespace))
 
     obj = wait_until(
@@ -213,7 +213,7 @@ def test_name_clash_with_unowned_policy_is_reported_not_overwritten(
 def test_deleting_the_workload_removes_its_policy_and_opa_data(
     kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
 ) -> None:
-    start_operator(f"--opa={opa.url}")
+    start_operator(f"--opa-url={opa.url}")
     apply(kubectl, namespace, *estate(namespace))
     wait_until(lambda: networkpolicy(kubectl, namespace, "aitrust-agent"), timeout=15)
     wait_until(lambda: decision(opa, namespace).get("allow") is True, timeout=10)
@@ -232,7 +232,7 @@ def test_deleting_the_workload_removes_its_policy_and_opa_data(
 def test_opa_restarted_empty_is_resynced(
     kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
 ) -> None:
-    start_operator(f"--opa={opa.url}")
+    start_operator(f"--opa-url={opa.url}")
     apply(kubectl, namespace, *estate(namespace))
     wait_until(lambda: decision(opa, namespace).get("allow") is True, timeout=15)
 

@@ -45,9 +45,9 @@ def test_api_outage_gives_503_and_keeps_policies(
     proc = operator_process(
         own_control_plane,
         tmp_path,
-        f"--signal-port={port}",
-        "--signal-host=127.0.0.1",
-        f"--signal-token-secret={ns}/signal-tokens",
+        f"--signals-port={port}",
+        "--signals-host=127.0.0.1",
+        f"--signals-token-secret={ns}/signal-tokens",
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -94,7 +94,7 @@ def test_two_replicas_one_leader_and_handover(own_control_plane: LocalControlPla
     kubectl = Kubectl(own_control_plane.kubeconfig)
     ns = "ha"
     kubectl.run("create", "namespace", ns)
-    args = (f"--leader-elect-namespace={ns}",)
+    args = ("--leader-elect", f"--leader-election-namespace={ns}")
     first = operator_process(own_control_plane, tmp_path, *args, name="replica-a")
     second = operator_process(own_control_plane, tmp_path, *args, name="replica-b", wait=False)
     try:
@@ -141,9 +141,9 @@ def test_signal_that_claims_to_raise_trust_has_no_effect(
     proc = operator_process(
         own_control_plane,
         tmp_path,
-        f"--signal-port={port}",
-        "--signal-host=127.0.0.1",
-        f"--signal-token-secret={ns}/signal-tokens",
+        f"--signals-port={port}",
+        "--signals-host=127.0.0.1",
+        f"--signals-token-secret={ns}/signal-tokens",
     )
     try:
         before = wait_until(lambda: status(kubectl, ns).get("trustScore"), timeout=15)

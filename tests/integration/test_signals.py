@@ -122,9 +122,9 @@ def signal_api(
     setup_estate(kubectl, namespace)
     port = free_port()
     args = (
-        f"--signal-port={port}",
-        "--signal-host=127.0.0.1",
-        f"--signal-token-secret={namespace}/signal-tokens",
+        f"--signals-port={port}",
+        "--signals-host=127.0.0.1",
+        f"--signals-token-secret={namespace}/signal-tokens",
     )
     proc = start_operator(*args)
     wait_until(

@@ -19,7 +19,7 @@ def test_prometheus_scrapes_trust_score(
     kubectl: Kubectl, namespace: str, start_operator: OperatorFactory, tmp_path: Path
 ) -> None:
     metrics_port, prom_port = free_port(), free_port()
-    start_operator(f"--metrics-port={metrics_port}", "--metrics-addr=127.0.0.1")
+    start_operator(f"--metrics-port={metrics_port}", "--metrics-host=127.0.0.1")
     workload = {
         "apiVersion": "aitrust.dev/v1alpha1",
         "kind": "AIWorkload",

@@ -1,4 +1,4 @@
-"""Kopf registrations: parse nothing here, just feed the cache and the queue.
+"""Kopf registrations: they only feed the cache and the queue.
 
 Only ``on.event`` handlers and startup/cleanup are used, so kopf writes no finalizers,
 annotations or status of its own onto user objects: Argo CD and Flux see no churn.
@@ -9,15 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from aitrust.api.v1alpha1 import GROUP, VERSION
+from aitrust.controller.options import OperatorOptions
 from aitrust.controller.reconciler import Reconciler
 from aitrust.kube.client import Kube, load_config
 
 log = logging.getLogger("aitrust.handlers")
+
+
+def _options(memo: Any) -> OperatorOptions:
+    options: OperatorOptions = memo["options"]
+    return options
 
 
 def _reconciler(memo: Any) -> Reconciler:
@@ -28,7 +35,7 @@ def _reconciler(memo: Any) -> Reconciler:
 @kopf.on.login()
 def login(memo: Any, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """Credentials from the kubeconfig given on the command line, else kopf's in-cluster login."""
-    kubeconfig = memo.get("kubeconfig")
+    kubeconfig = _options(memo).kubeconfig
     if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
         return kopf.login_with_service_account(**kwargs)
     cfg = load_config(kubeconfig).configuration
@@ -49,42 +56,90 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    kube = Kube(load_config(memo.get("kubeconfig")))
+    options = _options(memo)
+    kube = Kube(load_config(options.kubeconfig))
+    opa_policies = None
+    if options.opa_urls or options.opa_bundle_port:
+        from aitrust.kube.opa import load_policies
+
+        opa_policies = load_policies(options.opa_policy_dir)
+    if options.opa_bundle_port and not options.opa_bundle_signing_key_file:
+        raise kopf.PermanentError(
+            "--opa-bundle-port needs --opa-bundle-signing-key-file: bundles are always signed"
+        )
     reconciler = Reconciler(
         kube,
         memo["store"],
-        workers=memo.get("workers", 8),
-        opa_urls=tuple(memo.get("opa_urls") or ()),
-        opa_policies=memo.get("opa_policies"),
-        resync_seconds=memo.get("resync_seconds", 30.0),
+        workers=options.workers,
+        opa_urls=options.opa_urls,
+        opa_policies=opa_policies,
+        opa_token_file=options.opa_token_file,
+        resync_seconds=options.resync_seconds,
+        default_mode=options.default_policy_mode,
+        namespaces=options.namespaces,
     )
     memo["reconciler"] = reconciler
-    if memo.get("leader_namespace"):
+    memo["leading"] = False
+    if options.health_port:
+        from aitrust.server.health import start_health_server
+
+        memo["health_runner"] = await start_health_server(
+            options.health_host,
+            options.health_port,
+            lambda: bool(memo["leading"]) and reconciler.synced.is_set(),
+        )
+    # Startup must return for kopf to watch (and to serve liveness): lead in the background.
+    memo["lead_task"] = asyncio.create_task(lead(memo, kube, reconciler, options))
+
+
+async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorOptions) -> None:
+    if options.leader_elect:
         from aitrust.kube.leader import LeaderElector
 
-        elector = LeaderElector(kube, memo["leader_namespace"], memo.get("leader_name") or "aitrust-operator")
+        if not options.leader_namespace:
+            raise kopf.PermanentError("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)")
+        elector = LeaderElector(
+            kube, options.leader_namespace, options.leader_lease, identity=os.environ.get("POD_NAME")
+        )
         await elector.wait_for_leadership()
-        memo["leader_task"] = asyncio.create_task(elector.hold())
+        memo["hold_task"] = asyncio.create_task(elector.hold())
     await reconciler.start()
-    if memo.get("signal_port") is not None:
-        memo["signal_runner"] = await start_signals(memo, reconciler, kube)
+    if options.signals_port:
+        memo["signal_runner"] = await start_signals(options, reconciler, kube)
+    if options.opa_bundle_port:
+        from aitrust.server.bundles import BundleServer, start_bundle_server
+
+        bundles = BundleServer(
+            reconciler.build_full_opa_data,
+            reconciler.opa_policies,
+            Path(options.opa_bundle_signing_key_file or ""),
+            "RS256" if options.opa_bundle_signing_alg == "RS256" else "ES256",
+            options.opa_bundle_key_id,
+        )
+        memo["bundle_runner"] = await start_bundle_server(
+            bundles, options.signals_host, options.opa_bundle_port
+        )
+    memo["leading"] = True
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
 
 
-async def start_signals(memo: Any, reconciler: Reconciler, kube: Kube) -> Any:
-    from pathlib import Path
-
+async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: Kube) -> Any:
     from aitrust.server.app import SignalApi, build_ssl_context, start_signal_api
-    from aitrust.server.auth import RateLimiter, TokenStore, directory_loader, secret_loader
+    from aitrust.server.auth import RateLimiter, TokenStore, directory_loader, file_loader, secret_loader
     from aitrust.server.ingestor import Ingestor
 
-    if memo.get("signal_token_dir"):
-        loader = directory_loader(Path(memo["signal_token_dir"]))
-    elif memo.get("signal_token_secret"):
-        ns, name = memo["signal_token_secret"].split("/", 1)
+    if options.signals_token_file:
+        loader = file_loader(Path(options.signals_token_file))
+    elif options.signals_token_dir:
+        loader = directory_loader(Path(options.signals_token_dir))
+    elif options.signals_token_secret:
+        ns, _, name = options.signals_token_secret.rpartition("/")
+        ns = ns or options.secrets_namespace or "default"
         loader = secret_loader(lambda: kube.read_secret_data(ns, name))
     else:
-        raise kopf.PermanentError("the signal API needs --signal-token-secret or --signal-token-dir")
+        raise kopf.PermanentError(
+            "the signal API needs --signals-token-file, -dir or -secret: it never runs open"
+        )
     tokens = TokenStore(loader)
     await asyncio.to_thread(tokens.refresh)
     ingestor = Ingestor(reconciler)
@@ -93,19 +148,23 @@ async def start_signals(memo: Any, reconciler: Reconciler, kube: Kube) -> Any:
         reconciler,
         tokens,
         ingestor,
-        limiter=RateLimiter(rate=memo.get("signal_rate", 5000.0), burst=2 * memo.get("signal_rate", 5000.0)),
-        max_body=memo.get("signal_max_body", 1 << 20),
+        limiter=RateLimiter(rate=options.signals_rate_limit, burst=options.signals_rate_burst),
+        max_body=options.signals_max_body_bytes,
     )
     ssl_context = build_ssl_context(
-        memo.get("signal_tls_cert"), memo.get("signal_tls_key"), memo.get("signal_client_ca")
+        options.signals_tls_cert_file, options.signals_tls_key_file, options.signals_client_ca_file
     )
-    return await start_signal_api(api, memo.get("signal_host", "0.0.0.0"), memo["signal_port"], ssl_context)  # noqa: S104
+    return await start_signal_api(api, options.signals_host, options.signals_port, ssl_context)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    if "signal_runner" in memo:
-        await memo["signal_runner"].cleanup()
+    for task in ("lead_task", "hold_task"):
+        if task in memo:
+            memo[task].cancel()
+    for runner in ("signal_runner", "bundle_runner", "health_runner"):
+        if runner in memo:
+            await memo[runner].cleanup()
     if "reconciler" in memo:
         await _reconciler(memo).stop()
 
@@ -140,13 +199,13 @@ def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_service_event(dict(event["object"]), event["type"] == "DELETED")
 
 
+@kopf.on.event("", "v1", "serviceaccounts")
+def serviceaccount_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _reconciler(memo).on_serviceaccount_event(dict(event["object"]), event["type"] == "DELETED")
+
+
 @kopf.on.event(
     "networking.k8s.io", "v1", "networkpolicies", labels={"app.kubernetes.io/managed-by": "aitrust"}
 )
 def networkpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_networkpolicy_event(dict(event["object"]), event["type"] == "DELETED")
-
-
-@kopf.on.event("", "v1", "serviceaccounts")
-def serviceaccount_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _reconciler(memo).on_serviceaccount_event(dict(event["object"]), event["type"] == "DELETED")

@@ -77,7 +77,10 @@ class Reconciler:
         clock: Clock = _utcnow,
         opa_urls: tuple[str, ...] = (),
         opa_policies: dict[str, str] | None = None,
+        opa_token_file: str | None = None,
         resync_seconds: float = 30.0,
+        default_mode: Mode = Mode.ENFORCE,
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self.kube = kube
         self.store = store
@@ -87,6 +90,9 @@ class Reconciler:
         self.synced = asyncio.Event()
         self.effective: dict[Key, EffectiveTrust] = {}
         self.resync_seconds = resync_seconds
+        self.default_mode = default_mode
+        self.opa_policies = opa_policies or {}
+        self.namespaces = namespaces
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self.opa_targets = [
@@ -95,6 +101,7 @@ class Reconciler:
                 opa_policies or {},
                 self.build_full_opa_data,
                 on_error=lambda u: metrics.OPA_SYNC_ERRORS.labels(u).inc(),
+                token_file=opa_token_file,
             )
             for url in opa_urls
         ]
@@ -126,14 +133,11 @@ class Reconciler:
     def initial_sync(self) -> None:
         """List everything once so that the first reconcile sees complete references."""
         for kind in ("TrustPolicy", "ModelEndpoint", "DataSource", "AIWorkload"):
-            for item in self.kube.list_custom(kind):
+            for item in self.kube.list_custom(kind, self.namespaces):
                 self.store.upsert(kind, item)
-        for pod in self.kube.list_pods():
-            self.store.upsert("Pod", pod)
-        for svc in self.kube.list_services():
-            self.store.upsert("Service", svc)
-        for sa in self.kube.list_service_accounts():
-            self.store.upsert("ServiceAccount", sa)
+        for kind in ("Pod", "Service", "ServiceAccount"):
+            for item in self.kube.list_core(kind, self.namespaces):
+                self.store.upsert(kind, item)
 
     async def _periodic_resync(self) -> None:
         # Signal penalties decay with time, so trust must be recomputed without any event.
@@ -232,14 +236,15 @@ class Reconciler:
         """The effective policy spec, its name, and any problems with it (defaults apply then)."""
         name = ref_name or "default"
         body = self.store.get("TrustPolicy", namespace, name)
+        builtin = TrustPolicySpec(mode=self.default_mode)
         if body is None:
             if ref_name:
-                return TrustPolicySpec(), "(built-in)", [f"TrustPolicy {namespace}/{ref_name} not found"]
-            return TrustPolicySpec(), "(built-in)", []
+                return builtin, "(built-in)", [f"TrustPolicy {namespace}/{ref_name} not found"]
+            return builtin, "(built-in)", []
         try:
             spec = TrustPolicy.model_validate(body).spec
         except ValidationError as exc:
-            return TrustPolicySpec(), "(built-in)", [f"TrustPolicy {name}: {describe_validation_error(exc)}"]
+            return builtin, "(built-in)", [f"TrustPolicy {name}: {describe_validation_error(exc)}"]
         problems = validate_policy_rules(spec) + validate_posture_settings(spec)
         if problems:
             # A policy we cannot fully apply still applies its mode and thresholds; bad rules are skipped.

@@ -75,29 +75,34 @@ class Kube:
         )
         return cast(dict[str, Any], result)
 
-    def list_custom(self, kind: str) -> list[dict[str, Any]]:
-        result = cast(dict[str, Any], self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind]))
-        items: list[dict[str, Any]] = result.get("items", [])
+    def list_custom(self, kind: str, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Cluster-wide, or per namespace when the operator is namespaced (least privilege)."""
+        if namespaces:
+            pages = [
+                self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind])
+                for ns in namespaces
+            ]
+        else:
+            pages = [self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])]
+        items: list[dict[str, Any]] = [
+            i for page in pages for i in cast(dict[str, Any], page).get("items", [])
+        ]
         for item in items:
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
             item.setdefault("kind", kind)
         return items
 
-    def list_pods(self) -> list[dict[str, Any]]:
+    def list_core(self, kind: str, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         # Raw JSON: the typed models are slow and lose unknown fields.
-        raw = self.core.list_pod_for_all_namespaces(_preload_content=False)
-        items: list[dict[str, Any]] = raw_json(raw)["items"]
-        return items
-
-    def list_services(self) -> list[dict[str, Any]]:
-        raw = self.core.list_service_for_all_namespaces(_preload_content=False)
-        items: list[dict[str, Any]] = raw_json(raw)["items"]
-        return items
-
-    def list_service_accounts(self) -> list[dict[str, Any]]:
-        raw = self.core.list_service_account_for_all_namespaces(_preload_content=False)
-        items: list[dict[str, Any]] = raw_json(raw)["items"]
-        return items
+        plural = {"Pod": "pod", "Service": "service", "ServiceAccount": "service_account"}[kind]
+        if namespaces:
+            calls = [
+                getattr(self.core, f"list_namespaced_{plural}")(ns, _preload_content=False)
+                for ns in namespaces
+            ]
+        else:
+            calls = [getattr(self.core, f"list_{plural}_for_all_namespaces")(_preload_content=False)]
+        return [i for raw in calls for i in raw_json(raw)["items"]]
 
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         try:

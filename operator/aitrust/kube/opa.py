@@ -33,6 +33,7 @@ class OpaTarget:
     timeout: float = 2.0
     revision: str = ""
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    token_file: str | None = None
     _client: httpx.AsyncClient | None = None
     _task: asyncio.Task[None] | None = None
     _resync: asyncio.Event = field(default_factory=asyncio.Event)
@@ -40,7 +41,10 @@ class OpaTarget:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout)
+            headers = {}
+            if self.token_file:
+                headers["Authorization"] = "Bearer " + Path(self.token_file).read_text().strip()
+            self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout, headers=headers)
         return self._client
 
     def start(self) -> None:

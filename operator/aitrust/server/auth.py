@@ -91,3 +91,14 @@ class RateLimiter:
             return (1.0 - level) / self.rate
         self._buckets[caller] = (level - 1.0, now)
         return 0.0
+
+
+def file_loader(path: Path) -> TokenLoader:
+    """One token per line ('#' comments allowed); callers are named by position."""
+
+    def load() -> dict[str, str]:
+        lines = [ln.strip() for ln in path.read_text().splitlines()]
+        tokens = [ln for ln in lines if ln and not ln.startswith("#")]
+        return {f"token-{i}": t for i, t in enumerate(tokens)}
+
+    return load

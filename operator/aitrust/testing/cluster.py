@@ -247,7 +247,7 @@ class OpaServer:
                 "--server",
                 f"--addr=127.0.0.1:{self.port}",
                 "--log-level=error",
-                "--disable-telemetry",
+                "--skip-version-check",
                 *self.extra_args,
             ],
             self.workdir,
