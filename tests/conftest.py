@@ -118,11 +118,12 @@ def operator_process(
     name: str = "aitrust-operator",
     env: dict[str, str] | None = None,
     wait: bool = True,
+    kubeconfig: Path | None = None,
 ) -> ManagedProcess:
-    """`aitrust run` as a real process against ``cp``; waits until it has synced."""
+    """`aitrust run` as a real process against ``cp`` (as admin unless ``kubeconfig``); waits until synced."""
     proc = ManagedProcess(
         name,
-        [sys.executable, "-m", "aitrust.cli", "run", f"--kubeconfig={cp.kubeconfig}", *extra],
+        [sys.executable, "-m", "aitrust.cli", "run", f"--kubeconfig={kubeconfig or cp.kubeconfig}", *extra],
         log_dir,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     ).start()
