@@ -13,6 +13,7 @@ RUN groupadd --system --gid 65532 aitrust \
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-index --find-links /wheels aitrust \
  && rm -rf /wheels
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp
+COPY policies /opt/aitrust/policies
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp AITRUST_POLICY_DIR=/opt/aitrust/policies
 USER 65532:65532
 ENTRYPOINT ["aitrust", "run"]
