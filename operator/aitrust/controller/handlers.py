@@ -104,8 +104,13 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
         await elector.wait_for_leadership()
         memo["hold_task"] = asyncio.create_task(elector.hold())
     await reconciler.start()
+    from aitrust.controller.shadow import ShadowInventory
+
+    shadow = ShadowInventory(kube, reconciler.store)
+    shadow.start()
+    memo["shadow"] = shadow
     if options.signals_port:
-        memo["signal_runner"] = await start_signals(options, reconciler, kube)
+        memo["signal_runner"] = await start_signals(options, reconciler, kube, shadow)
     if options.opa_bundle_port:
         from aitrust.server.bundles import BundleServer, start_bundle_server
 
@@ -123,7 +128,7 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
 
 
-async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: Kube) -> Any:
+async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: Kube, shadow: Any) -> Any:
     from aitrust.server.app import SignalApi, build_ssl_context, start_signal_api
     from aitrust.server.auth import RateLimiter, TokenStore, directory_loader, file_loader, secret_loader
     from aitrust.server.ingestor import Ingestor
@@ -150,6 +155,7 @@ async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: 
         ingestor,
         limiter=RateLimiter(rate=options.signals_rate_limit, burst=options.signals_rate_burst),
         max_body=options.signals_max_body_bytes,
+        shadow=shadow,
     )
     ssl_context = build_ssl_context(
         options.signals_tls_cert_file, options.signals_tls_key_file, options.signals_client_ca_file
@@ -159,6 +165,8 @@ async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "shadow" in memo:
+        await memo["shadow"].stop()
     for task in ("lead_task", "hold_task"):
         if task in memo:
             memo[task].cancel()

@@ -50,6 +50,7 @@ class SignalApi:
     ingestor: Ingestor
     limiter: RateLimiter = field(default_factory=RateLimiter)
     max_body: int = 1 << 20
+    shadow: Any = None  # the ShadowInventory, when running
     unmatched: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=200)
     )
@@ -160,6 +161,13 @@ class SignalApi:
             return _error(401, "missing or invalid bearer token")
         return web.json_response({"unmatched": list(self.unmatched)})
 
+    async def handle_shadow(self, request: web.Request) -> web.Response:
+        self.tokens.maybe_refresh()
+        if self.tokens.authenticate(request.headers.get("Authorization")) is None:
+            return _error(401, "missing or invalid bearer token")
+        current = self.shadow.current if self.shadow is not None else []
+        return web.json_response({"shadowAI": [s.model_dump() for s in current]})
+
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -181,6 +189,7 @@ class SignalApi:
         for path in ENDPOINTS:
             app.router.add_post(path, self.handle_signal)
         app.router.add_get("/v1/signals/unmatched", self.handle_unmatched)
+        app.router.add_get("/v1/inventory/shadow", self.handle_shadow)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/openapi.json", self.openapi)
