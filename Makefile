@@ -32,6 +32,7 @@ testbin:
 
 generate: venv
 	$(PY) -m aitrust.api.crdgen crds
+	$(PY) hack/sync-chart-crds.py
 
 lint: venv
 	@echo "==> ruff, mypy --strict, import contracts"
