@@ -50,3 +50,35 @@ def test_ready_follows_referenced_endpoint(
     kubectl.run("patch", "aiw", "support-agent", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
     obj = wait_until(lambda: status_with("NoMatchingPods"), timeout=15)
     assert obj["metadata"]["generation"] == 2
+
+
+def test_invalid_regex_in_policy_is_reported_not_fatal(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> None:
+    proc = start_operator()
+    policy = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "TrustPolicy",
+        "metadata": {"name": "default"},
+        "spec": {"signals": {"rules": [{"name": "broken", "match": {"rule": "(unclosed"}, "points": 10}]}},
+    }
+    workload = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "w"},
+        "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "w"}}},
+    }
+    kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(policy))
+    kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(workload))
+
+    def reported() -> dict[str, Any] | None:
+        conds = {
+            c["type"]: c
+            for c in kubectl.json("get", "aiw", "w", "-n", namespace).get("status", {}).get("conditions", [])
+        }
+        return conds if conds.get("Ready", {}).get("reason") == "InvalidPolicy" else None
+
+    conds = wait_until(reported, timeout=15)
+    assert "broken" in conds["Ready"]["message"]
+    assert conds["Stalled"]["status"] == "True"  # kstatus: Failed
+    assert proc.alive()

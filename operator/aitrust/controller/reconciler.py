@@ -31,7 +31,7 @@ from aitrust.api.v1alpha1 import (
 )
 from aitrust.controller.queue import WorkQueue
 from aitrust.controller.store import Key, Store
-from aitrust.core.conditions import build_condition, merge_conditions
+from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
 from aitrust.core.posture import validate_posture_settings
@@ -348,8 +348,9 @@ class Reconciler:
         evaluation = build_evaluation(self.gather_inputs(workload), now)
         before = workload.status.tier
         enforced = await self.enforce(workload, evaluation, now)
+        conditions = merge_conditions(evaluation.status.conditions, [enforced])
         status = evaluation.status.model_copy(
-            update={"conditions": merge_conditions(evaluation.status.conditions, [enforced])}
+            update={"conditions": build_kstatus_conditions(conditions, workload.metadata.generation, now)}
         )
         await self._write_status(key, body, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
         if before is not evaluation.result.tier and enforced.status == "True":
@@ -495,11 +496,10 @@ class Reconciler:
         cond = build_condition(
             "Ready", False, "InvalidSpec", describe_validation_error(exc), generation, now, previous
         )
+        conditions = build_kstatus_conditions(merge_conditions(previous, [cond]), generation, now)
         status = {
             "observedGeneration": generation,
-            "conditions": [
-                c.model_dump(by_alias=True, exclude_none=True) for c in merge_conditions(previous, [cond])
-            ],
+            "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],
         }
         await self._write_status(key, body, status)
 
