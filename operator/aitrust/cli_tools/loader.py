@@ -197,19 +197,28 @@ def _display(path: str, cwd: str) -> str:
 
 def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[ScanError]]:
     """Files named directly, and *.yaml/*.yml/*.json under directories (hidden ones skipped)."""
-    files: list[str] = []
+    named, errors = _files(paths, os.getcwd())
+    return [path for path, _ in named], errors
+
+
+def _files(paths: Iterable[str], cwd: str) -> tuple[list[tuple[str, str]], list[ScanError]]:
+    """(path, display name) of every file; names are derived per directory, not per file."""
+    files: list[tuple[str, str]] = []
     errors: list[ScanError] = []
     for raw in paths:
         if os.path.isdir(raw):
+            root = _display(raw, cwd)
             for dirpath, dirnames, filenames in os.walk(raw):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                sub = dirpath[len(raw) :].strip(os.sep).replace(os.sep, "/")
+                prefix = "/".join(p for p in (root if root != "." else "", sub) if p)
                 files.extend(
-                    os.path.join(dirpath, f)
+                    (os.path.join(dirpath, f), f"{prefix}/{f}" if prefix else f)
                     for f in sorted(filenames)
                     if f.endswith(SUFFIXES) and not f.startswith(".")
                 )
         elif os.path.isfile(raw):
-            files.append(raw)
+            files.append((raw, _display(raw, cwd)))
         else:
             errors.append(ScanError(file=raw, index=0, message="no such file or directory"))
     return files, errors
@@ -228,11 +237,9 @@ def load_documents(
             docs.extend(found)
             errors.extend(errs)
             continue
-        files, missing = expand_paths([raw])
+        files, missing = _files([raw], os.getcwd())
         errors.extend(missing)
-        cwd = os.getcwd()
-        for path in files:
-            name = _display(path, cwd)
+        for path, name in files:
             try:
                 with open(path, encoding="utf-8") as handle:
                     text = handle.read()

@@ -407,6 +407,7 @@ def _group(api_version: str) -> str:
     return api_version.partition("/")[0] if "/" in api_version else ""
 
 
+@lru_cache(maxsize=1024)
 def _resource_rule(api_version: str, kind: str) -> _Rule | None:
     group = _group(api_version)
     for (suffix, rule_kind), rule in _AI_RESOURCES.items():
@@ -427,15 +428,24 @@ def _image_rule(image: str) -> _Rule | None:
     return None
 
 
+_LABEL_TOKEN_RULE: _Rule = ("label-token", 0.35, None, "AI term in a label")
+
+
+@lru_cache(maxsize=8192)
+def _label_rule(key: str, value: str) -> tuple[_Rule, str] | None:
+    for prefix, rule in _AI_LABEL_PREFIXES:
+        if key.startswith(prefix):
+            return rule, f"label {key}"
+    if _LABEL_TOKENS.search(value.lower()):
+        return _LABEL_TOKEN_RULE, f"label {key}={value}"
+    return None
+
+
 def _labels(ev: _Evidence, labels: Mapping[str, str], where: str) -> None:
     for key, value in labels.items():
-        for prefix, rule in _AI_LABEL_PREFIXES:
-            if key.startswith(prefix):
-                ev.add(rule, f"{where} label {key}")
-                break
-        else:
-            if _LABEL_TOKENS.search(str(value).lower()):
-                ev.add(("label-token", 0.35, None, "AI term in a label"), f"{where} label {key}={value}")
+        found = _label_rule(key, str(value))
+        if found is not None:
+            ev.add(found[0], f"{where} {found[1]}")
 
 
 # The rule lookups below are cached: images, commands, env names and values repeat a lot

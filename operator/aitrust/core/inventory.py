@@ -6,7 +6,8 @@ into a CycloneDX 1.6 BOM: ``machine-learning-model`` components for declared mod
 from their digests, a model card with what is known), ``data`` components for DataSources,
 ``services`` for ModelEndpoints, ``application`` components for AIWorkloads and workloads,
 ``container`` components for images, and dependencies from each AIWorkload to the models,
-endpoints, data sources and workloads it uses, and from each workload to its images.
+endpoints, data sources and workloads it uses, and from each workload to its images and to
+what its AIWorkload declares.
 
 The serial number and timestamp come from the caller (no clock, no randomness here).
 """
@@ -283,7 +284,7 @@ def _image_component(image: str) -> dict[str, Any]:
     return component
 
 
-def _model_component(model: ModelEntry, datasets: list[str]) -> dict[str, Any]:
+def _model_component(model: ModelEntry, datasets: list[str], use_cases: list[str]) -> dict[str, Any]:
     key = _model_key(model.name, model.digest, model.source)
     revision = model.source.rpartition("@")[2] if "@" in model.source else None
     component: dict[str, Any] = {
@@ -302,6 +303,8 @@ def _model_component(model: ModelEntry, datasets: list[str]) -> dict[str, Any]:
     if datasets:
         # A model a training workload writes is trained on what that workload reads.
         card["modelParameters"] = {"datasets": [{"ref": ref} for ref in datasets]}
+    if use_cases:
+        card["considerations"] = {"useCases": use_cases}
     card["properties"] = _props(
         ("aitrust:source", model.source),
         ("aitrust:signed", str(model.signed).lower()),
@@ -363,6 +366,7 @@ def build_cyclonedx(
     sources = {f"{d.namespace}/{d.name}": d for d in inventory.data_sources}
     endpoints = {f"{e.namespace}/{e.name}": e for e in inventory.model_endpoints}
     trained_on: dict[str, list[str]] = {}
+    use_cases: dict[str, list[str]] = {}
     for a in inventory.ai_workloads:
         ref = f"aiworkload:{a.namespace}/{a.name}"
         components.append(
@@ -383,15 +387,22 @@ def build_cyclonedx(
         uses = [_model_ref(m) for m in a.models]
         uses += [f"endpoint:{e}" for e in a.model_endpoints if e in endpoints]
         uses += [f"datasource:{d}" for d in a.data_sources if d in sources]
-        uses += [f"workload:{a.namespace}/{w}" for w in a.workloads]
-        dependencies[ref] = list(dict.fromkeys(uses))
+        managed = [f"workload:{a.namespace}/{w}" for w in a.workloads]
+        dependencies[ref] = list(dict.fromkeys([*uses, *managed]))
+        # The pods of the workloads it manages are what actually load and call these.
+        for workload in managed:
+            if workload in dependencies:
+                dependencies[workload] = list(dict.fromkeys([*dependencies[workload], *uses]))
+        for m in a.models:
+            use_cases.setdefault(m, []).append(f"{a.kind.value} (AIWorkload {a.namespace}/{a.name})")
         if a.kind is WorkloadKind.TRAINING:
             for m in a.models:
                 trained_on.setdefault(m, []).extend(f"datasource:{d}" for d in a.data_sources if d in sources)
 
     for model in inventory.models:
         key = _model_key(model.name, model.digest, model.source)
-        components.append(_model_component(model, list(dict.fromkeys(trained_on.get(key, [])))))
+        datasets = list(dict.fromkeys(trained_on.get(key, [])))
+        components.append(_model_component(model, datasets, use_cases.get(key, [])))
         dependencies.setdefault(_model_ref(key), [])
 
     for d in inventory.data_sources:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitrust.api.v1alpha1 import AIWorkload, LabelSelector
+from aitrust.core.selectors import selector_matches
 from aitrust.core.signal import Signal, WorkloadHint
 
 WorkloadKey = tuple[str, str]  # (namespace, name)
@@ -32,31 +33,6 @@ SHORT_CONTAINER_ID = 12  # what Falco reports
 _ROLE_ARN = re.compile(r"^arn:(aws[a-zA-Z-]*):iam::([0-9]{12}):role/(?:[^/]+/)*([^/]+)$")
 _ASSUMED_ROLE_ARN = re.compile(r"^arn:(aws[a-zA-Z-]*):sts::([0-9]{12}):assumed-role/([^/]+)/.+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-# --- label selectors ------------------------------------------------------------------
-
-
-def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label-selector semantics; an empty selector matches everything."""
-    for key, value in (selector.match_labels or {}).items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.match_expressions or []:
-        present = req.key in labels
-        values = req.values or []
-        if req.operator == "In":
-            if not present or labels[req.key] not in values:
-                return False
-        elif req.operator == "NotIn":
-            if present and labels[req.key] in values:
-                return False
-        elif req.operator == "Exists":
-            if not present:
-                return False
-        elif present:  # DoesNotExist
-            return False
-    return True
 
 
 # --- identity normalisation -----------------------------------------------------------

@@ -380,9 +380,15 @@ def _public_keys(scanned: _Scanned, namespace: str, workload: AIWorkload | None)
     return keys
 
 
-def _service_selectors(scanned: _Scanned) -> dict[tuple[str, str], dict[str, str]]:
+def _service_selectors(
+    scanned: _Scanned, namespaces: Iterable[str] | None = None
+) -> dict[tuple[str, str], dict[str, str]]:
+    """(namespace, Service) -> pod selector, for ``namespaces`` (all when None)."""
     out: dict[tuple[str, str], dict[str, str]] = {}
-    for ns, services in scanned.services.items():
+    wanted = (
+        scanned.services if namespaces is None else {ns: scanned.services.get(ns, []) for ns in namespaces}
+    )
+    for ns, services in wanted.items():
         for svc in services:
             selector = _map(_map(svc.get("spec")).get("selector"))
             if selector:
@@ -398,7 +404,6 @@ def _evaluate_ai_workloads(
 ) -> tuple[list[AIWorkloadReport], list[EffectiveTrust]]:
     reports: list[AIWorkloadReport] = []
     effective: list[EffectiveTrust] = []
-    selectors = _service_selectors(scanned)
     for i, (doc, raw) in enumerate(scanned.ai_workloads):
         # Fresh, as if just applied: stored signals and tiers are the cluster's, not the manifests'.
         workload = raw.model_copy(update={"status": type(raw.status)()})
@@ -429,7 +434,8 @@ def _evaluate_ai_workloads(
             missing_targets=tuple(missing),
             pods=pods,
             services=tuple(scanned.services.get(ns, ())),
-            service_selectors=selectors,
+            # Only the namespaces it involves, as the operator gathers them.
+            service_selectors=_service_selectors(scanned, {ns} | {key[1] for key in targets}),
             public_keys=_public_keys(scanned, ns, workload),
         )
         evaluation = build_evaluation(inputs, now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aitrust.api.v1alpha1 import LabelSelector
 
 
@@ -21,7 +23,7 @@ def render_label_selector(selector: LabelSelector) -> str:
     return ",".join(parts)
 
 
-def selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     """Kubernetes label-selector semantics; an empty selector matches everything."""
     for key, value in (selector.match_labels or {}).items():
         if labels.get(key) != value:
