@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv testbin generate lint test test-unit demo demo-down bench clean
+.PHONY: all venv testbin generate lint test test-unit test-e2e demo demo-down bench clean
 
 all: test
 
@@ -44,8 +44,14 @@ lint: venv
 test: venv testbin $(NCA) lint
 	@echo "==> Rego: opa fmt, check --strict, test with coverage"
 	@bash hack/opa-check.sh
-	@echo "==> pytest (unit + integration against real binaries)"
+	@echo "==> e2e dependencies (iptables, ipset, iproute2 from Debian)"
+	@bash hack/e2e-deps.sh
+	@echo "==> pytest: unit, integration (real kube-apiserver, etcd, OPA, helm, promtool) and e2e (real packets)"
 	AITRUST_NCA=$(CURDIR)/$(NCA) $(VENV)/bin/pytest
+
+test-e2e: venv testbin
+	@bash hack/e2e-deps.sh
+	$(VENV)/bin/pytest e2e
 
 test-unit: venv
 	$(VENV)/bin/pytest -m "not integration" tests/api tests/core tests/controller

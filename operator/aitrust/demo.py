@@ -16,13 +16,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from aitrust.testing.cluster import LocalControlPlane, OpaServer, wait_until
+from aitrust.testing.payloads import cloudtrail_llmjacking, falco_shell_event
 from aitrust.testing.processes import ManagedProcess, free_port, wait_for
 from aitrust.testing.testbin import find_binary
 
@@ -156,22 +156,7 @@ class Demo:
         pod = json.loads(self.kubectl("get", "pods", "-n", NS, "-l", "app=llama-server", "-o", "json"))[
             "items"
         ][0]
-        falco = {
-            "uuid": str(uuid.uuid4()),
-            "output": "Notice A shell was spawned in a container with an attached terminal (user=root)",
-            "priority": "Notice",
-            "rule": "Terminal shell in container",
-            "source": "syscall",
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
-            "tags": ["container", "shell", "mitre_execution"],
-            "hostname": "gpu-node-1",
-            "output_fields": {
-                "k8s.ns.name": NS,
-                "k8s.pod.name": pod["metadata"]["name"],
-                "proc.name": "bash",
-                "container.image.repository": "docker.io/vllm/vllm-openai",
-            },
-        }
+        falco = falco_shell_event(NS, pod["metadata"]["name"])
         before = self.decision("llama-server", "DataSource", "training-data")
         rules_before = self.egress_rules("llama-server")
         say(
@@ -209,34 +194,7 @@ class Demo:
             f"allow={after.get('allow')} ({after.get('reason')})"
         )
 
-        records = []
-        identity = {
-            "type": "AssumedRole",
-            "arn": "arn:aws:sts::123456789012:assumed-role/bedrock-app/i-0abc",
-            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE}},
-        }
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for name, error in [
-            ("GetModelInvocationLoggingConfiguration", None),
-            ("ListFoundationModels", None),
-            ("GetFoundationModelAvailability", None),
-            ("PutUseCaseForModelAccess", None),
-            ("InvokeModel", "ValidationException"),
-            ("DeleteModelInvocationLoggingConfiguration", None),
-        ]:
-            rec: dict[str, Any] = {
-                "eventVersion": "1.09",
-                "eventID": str(uuid.uuid4()),
-                "eventTime": now,
-                "eventSource": "bedrock.amazonaws.com",
-                "eventName": name,
-                "awsRegion": "us-east-1",
-                "sourceIPAddress": "198.51.100.23",
-                "userIdentity": identity,
-            }
-            if error:
-                rec["errorCode"] = error
-            records.append(rec)
+        cloudtrail = cloudtrail_llmjacking(ROLE)
         before = self.decision("bedrock-app", "ModelEndpoint", "bedrock-claude")
         say(
             "    CloudTrail: LLMjacking sequence from the bedrock-app IRSA role"
@@ -245,7 +203,7 @@ class Demo:
         posted = time.monotonic()
         r = httpx.post(
             f"{self.signals}/v1/signals/cloudtrail",
-            json={"Records": records},
+            json=cloudtrail,
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=10,
         )
@@ -266,7 +224,7 @@ class Demo:
         )
         why = [f"{f['id']} {f['points']:+d}" for f in wl["factors"] if f["source"] == "signal"][:6]
         say(f"    why: {', '.join(why)}")
-        return str(falco["uuid"]), str(records[0]["eventID"])
+        return str(falco["uuid"]), str(cloudtrail["Records"][0]["eventID"])
 
     def show_shadow(self) -> None:
         def found() -> list[Any]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from aitrust.testing.cluster import wait_until
+from aitrust.testing.payloads import LLMJACKING_STEPS, cloudtrail_llmjacking, falco_shell_event
 from aitrust.testing.processes import ManagedProcess, free_port
 from tests.conftest import Kubectl, OperatorFactory
 
@@ -65,54 +64,12 @@ def setup_estate(kubectl: Kubectl, namespace: str) -> None:
 
 
 def falco_event(namespace: str, event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "uuid": event_id or str(uuid.uuid4()),
-        "output": "Notice A shell was spawned in a container with an attached terminal (user=root)",
-        "priority": "Notice",
-        "rule": "Terminal shell in container",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
-        "source": "syscall",
-        "tags": ["container", "shell", "mitre_execution"],
-        "hostname": "node-1",
-        "output_fields": {
-            "k8s.ns.name": namespace,
-            "k8s.pod.name": "agent-0",
-            "proc.name": "bash",
-            "container.image.repository": "vllm/vllm-openai",
-        },
-    }
+    return falco_shell_event(namespace, "agent-0", event_id)
 
 
 def llmjacking(namespace: str) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    identity = {
-        "type": "AssumedRole",
-        "arn": "arn:aws:sts::123456789012:assumed-role/support-agent/botocore-session-1",
-        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE}},
-    }
-    names = [
-        ("GetModelInvocationLoggingConfiguration", None),
-        ("ListFoundationModels", None),
-        ("GetFoundationModelAvailability", None),
-        ("InvokeModel", "ValidationException"),
-        ("DeleteModelInvocationLoggingConfiguration", None),
-    ]
-    records = []
-    for name, error in names:
-        record: dict[str, Any] = {
-            "eventVersion": "1.09",
-            "eventID": str(uuid.uuid4()),
-            "eventTime": now,
-            "eventSource": "bedrock.amazonaws.com",
-            "eventName": name,
-            "awsRegion": "us-east-1",
-            "sourceIPAddress": "203.0.113.7",
-            "userIdentity": identity,
-        }
-        if error:
-            record["errorCode"] = error
-        records.append(record)
-    return {"Records": records}
+    # Five of the steps: the sequence escalates from three on.
+    return cloudtrail_llmjacking(ROLE, LLMJACKING_STEPS[:3] + LLMJACKING_STEPS[4:])
 
 
 @pytest.fixture

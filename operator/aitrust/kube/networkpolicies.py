@@ -42,7 +42,16 @@ def _differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 
 def _normalise(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, sort_keys=True)
+    return json.dumps(_prune(spec), sort_keys=True)
+
+
+def _prune(value: Any) -> Any:
+    # The API server omits empty lists (omitempty): `ingress: []` is stored as no `ingress` at all.
+    if isinstance(value, dict):
+        return {k: _prune(v) for k, v in value.items() if v != []}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
 
 
 def apply_networkpolicy(kube: Kube, desired: dict[str, Any]) -> ApplyResult:

@@ -1,0 +1,129 @@
+"""Fixtures of the data-path suite: a control plane, a data plane with a real enforcer, the operator.
+
+Default (netns) mode: a local control plane, pods simulated as network namespaces on a bridge,
+and kube-router enforcing the NetworkPolicies. It needs root, iptables and ipset and FAILS when
+they are missing. ``--kind`` runs the same tests on a kind cluster instead and SKIPS when Docker
+is unavailable, the one skip this suite allows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import Kubectl, install_crds, namespace, start_operator
+
+from aitrust.testing.cluster import LocalControlPlane
+from aitrust.testing.testbin import find_binary
+from e2e.harness import TIMINGS
+from e2e.harness.dataplane import DataPlane, NetnsDataPlane
+from e2e.harness.kind import KindCluster, KindDataPlane
+from e2e.harness.kuberouter import require_host_tools
+
+__all__ = ["namespace", "start_operator"]  # re-exported fixtures
+_facts: dict[str, str] = {}
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kind",
+        action="store_true",
+        default=False,
+        help="e2e: run the data-path tests on a new kind cluster (needs Docker and kind) instead of netns",
+    )
+
+
+def _docker_unavailable() -> str | None:
+    if shutil.which("docker") is None:
+        return "docker is not installed"
+    proc = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"`docker info` failed: {lines[-1] if lines else f'exit {proc.returncode}'}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kind_mode(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--kind"))
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    kind_mode: bool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalControlPlane | KindCluster]:
+    """Overrides tests/conftest.py's: in kind mode the API server is kind's."""
+    started = time.monotonic()
+    cluster: LocalControlPlane | KindCluster
+    if kind_mode:
+        reason = _docker_unavailable()
+        if reason:
+            pytest.skip(f"--kind needs a working Docker daemon: {reason}")
+        cluster = KindCluster(workdir=tmp_path_factory.mktemp("kind")).start()
+    else:
+        require_host_tools()  # fail before the slow part, never skip
+        find_binary("kube-router")
+        cluster = LocalControlPlane(workdir=tmp_path_factory.mktemp("control-plane")).start()
+    _facts["e2e control plane"] = f"{type(cluster).__name__} ready in {time.monotonic() - started:.1f}s"
+    try:
+        install_crds(Kubectl(cluster.kubeconfig))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: LocalControlPlane | KindCluster) -> Kubectl:
+    return Kubectl(control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def dataplane(
+    kind_mode: bool,
+    control_plane: LocalControlPlane | KindCluster,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DataPlane]:
+    logs = tmp_path_factory.mktemp("dataplane")
+    plane: DataPlane
+    started = time.monotonic()
+    if kind_mode:
+        assert isinstance(control_plane, KindCluster)
+        plane = KindDataPlane(kubectl, control_plane, logs).start()
+    else:
+        plane = NetnsDataPlane(kubectl, control_plane.kubeconfig, logs).start()
+    _facts["e2e data plane"] = f"{plane.describe()}, ready in {time.monotonic() - started:.1f}s"
+    try:
+        yield plane
+    finally:
+        plane.close()
+
+
+@pytest.fixture
+def pod_scope(dataplane: DataPlane, namespace: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Release the test's pods afterwards; on failure, show the enforcer's log next to the operator's."""
+    yield
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is not None and report.failed:
+        print(dataplane.log_tail())
+    dataplane.release(namespace)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for key, value in _facts.items():
+        terminalreporter.write_line(f"{key}: {value}")
+    for line in TIMINGS:
+        terminalreporter.write_line(line)
