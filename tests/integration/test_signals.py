@@ -15,7 +15,11 @@ from aitrust.testing.processes import ManagedProcess, free_port
 from tests.conftest import Kubectl, OperatorFactory
 
 TOKEN = "s3cr3t-token-for-falcosidekick"
-ROLE = "arn:aws:iam::123456789012:role/support-agent"
+
+
+def role_of(namespace: str) -> str:
+    """One IAM role per test namespace: a role shared by workloads maps a record to all of them."""
+    return f"arn:aws:iam::123456789012:role/agent-{namespace}"
 
 
 def apply(kubectl: Kubectl, namespace: str, *objs: dict[str, Any]) -> None:
@@ -43,7 +47,7 @@ def setup_estate(kubectl: Kubectl, namespace: str) -> None:
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": {"name": "agent", "annotations": {"eks.amazonaws.com/role-arn": ROLE}},
+            "metadata": {"name": "agent", "annotations": {"eks.amazonaws.com/role-arn": role_of(namespace)}},
         },
         {
             "apiVersion": "v1",
@@ -69,7 +73,7 @@ def falco_event(namespace: str, event_id: str | None = None) -> dict[str, Any]:
 
 def llmjacking(namespace: str) -> dict[str, Any]:
     # Five of the steps: the sequence escalates from three on.
-    return cloudtrail_llmjacking(ROLE, LLMJACKING_STEPS[:3] + LLMJACKING_STEPS[4:])
+    return cloudtrail_llmjacking(role_of(namespace), LLMJACKING_STEPS[:3] + LLMJACKING_STEPS[4:])
 
 
 @pytest.fixture
