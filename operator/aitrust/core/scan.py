@@ -452,7 +452,7 @@ def _evaluate_ai_workloads(
                 policy=policy.name,
                 workloads=[f"{d.obj.get('kind')}/{_meta(d.obj)[1]}" for d, _ in matched],
                 grants=status.grants,
-                factors=list(evaluation.result.factors),
+                factors=status.factors,
                 problems=([f"missing: {', '.join(missing)}"] if missing else []) + list(policy.errors),
                 source=Source(file=doc.file, line=doc.line, index=doc.index),
             )
