@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -39,6 +40,10 @@ class Ingestor:
         self._pending: dict[Key, list[tuple[Signal, asyncio.Future[Committed]]]] = defaultdict(list)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Ids committed by this process: status keeps only the most relevant 100 records, so
+        # replays of older deliveries are caught here (and by the status after a restart).
+        self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
+        self.max_remembered = 100_000
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="signal group commit")
@@ -67,18 +72,25 @@ class Ingestor:
             await asyncio.gather(*(self._commit_key(key, items) for key, items in batch.items()))
 
     async def _commit_key(self, key: Key, items: list[tuple[Signal, asyncio.Future[Committed]]]) -> None:
+        fresh = [s for s, _ in items if (key, s.id) not in self._committed]
         try:
-            added, duplicate_ids = await self._commit(key, [s for s, _ in items])
+            added, duplicate_ids = await self._commit(key, fresh) if fresh else (0, set())
         except Exception as exc:
             log.warning("could not commit %d signal(s) for %s/%s: %s", len(items), *key, exc)
             for _, fut in items:
                 if not fut.done():
                     fut.set_exception(CommitError(str(exc)))
             return
+        fresh_ids = {s.id for s in fresh} - duplicate_ids
         for signal, fut in items:
             if not fut.done():
-                dup = signal.id in duplicate_ids
-                fut.set_result(Committed(0 if dup else 1, 1 if dup else 0))
+                new = signal.id in fresh_ids
+                fresh_ids.discard(signal.id)  # the same id twice in one batch counts once
+                fut.set_result(Committed(1 if new else 0, 0 if new else 1))
+        for signal in fresh:
+            self._committed[(key, signal.id)] = None
+        while len(self._committed) > self.max_remembered:
+            self._committed.popitem(last=False)
         if added:
             self.reconciler.queue.add(key)  # fast path: enforce the new tier now
 
