@@ -52,11 +52,16 @@ def test_prometheus_scrapes_trust_score(
     try:
 
         def query() -> list[Any]:
-            r = httpx.get(
-                f"http://127.0.0.1:{prom_port}/api/v1/query",
-                params={"query": f'aitrust_trust_score{{namespace="{namespace}",workload="scraped"}}'},
-                timeout=2,
-            )
+            if not prometheus.alive():
+                raise AssertionError(f"prometheus exited:\n{prometheus.log_tail()}")
+            try:
+                r = httpx.get(
+                    f"http://127.0.0.1:{prom_port}/api/v1/query",
+                    params={"query": f'aitrust_trust_score{{namespace="{namespace}",workload="scraped"}}'},
+                    timeout=2,
+                )
+            except httpx.TransportError:
+                return []  # not listening yet
             result: list[Any] = r.json()["data"]["result"]
             return result
 
