@@ -171,3 +171,121 @@ def test_signal_that_claims_to_raise_trust_has_no_effect(
         assert all(s["points"] >= 0 for s in status(kubectl, ns).get("signals", []))
     finally:
         proc.stop()
+
+
+def test_kill_9_mid_stream_then_everything_reconverges(
+    own_control_plane: LocalControlPlane, tmp_path: Path
+) -> None:
+    """Signals stream in while the operator is SIGKILLed; every acknowledged one survives."""
+    import asyncio
+
+    from aitrust.testing.cluster import OpaServer
+
+    kubectl = Kubectl(own_control_plane.kubeconfig)
+    ns = "midstream"
+    kubectl.run("create", "namespace", ns)
+    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    setup_estate(kubectl, ns)
+    opa = OpaServer(workdir=tmp_path / "opa").start()
+    port = free_port()
+    args = (
+        f"--signals-port={port}",
+        "--signals-host=127.0.0.1",
+        f"--signals-token-secret={ns}/signal-tokens",
+        f"--opa-url={opa.url}",
+    )
+    proc = operator_process(own_control_plane, tmp_path, *args, name="first")
+    url = f"http://127.0.0.1:{port}/v1/signals/falco"
+    acked: list[str] = []
+
+    async def stream() -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for i in range(200):
+                event = falco_event(ns)
+                event["priority"] = "Informational"  # low points: the workload keeps streaming targets
+                try:
+                    r = await client.post(url, json=event, headers={"Authorization": f"Bearer {TOKEN}"})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    acked.append(event["uuid"])
+                if i == 40:
+                    proc.kill()  # SIGKILL in the middle of the stream
+
+    try:
+        asyncio.run(stream())
+        assert len(acked) >= 40
+        second = operator_process(own_control_plane, tmp_path, *args, name="second")
+        try:
+            recorded = {s["id"] for s in status(kubectl, ns)["signals"]}
+            missing = [i for i in acked[-100:] if i not in recorded]  # status keeps the latest 100
+            assert not missing, f"{len(missing)} acknowledged signals lost"
+            # Statuses, policies and OPA reconverge after the restart.
+            wait_until(lambda: status(kubectl, ns).get("trustScore") is not None, timeout=15)
+            wait_until(
+                lambda: (
+                    kubectl.run("get", "networkpolicy", "aitrust-agent", "-n", ns, check=False).returncode
+                    == 0
+                ),
+                timeout=15,
+            )
+
+            def opa_has_workload() -> bool:
+                r = httpx.get(f"{opa.url}/v1/data/aitrust/workloads/{ns}/agent")
+                return bool(r.json().get("result"))
+
+            wait_until(opa_has_workload, timeout=15)
+        finally:
+            second.stop()
+    finally:
+        proc.stop()
+        opa.stop()
+
+
+def test_selector_matching_500_pods_keeps_status_small(
+    own_control_plane: LocalControlPlane, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(own_control_plane.kubeconfig)
+    ns = "big"
+    kubectl.run("create", "namespace", ns)
+    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"worker-{i}", "labels": {"app": "swarm"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": f"c{j}",
+                        "image": f"registry.example.com/agent-{i % 7}:latest",
+                        "env": [{"name": "OPENAI_API_KEY", "value": "sk-leaked"}],
+                    }
+                    for j in range(3)
+                ]
+            },
+        }
+        for i in range(500)
+    ]
+    kubectl.run(
+        "apply", "-n", ns, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pods})
+    )
+    proc = operator_process(own_control_plane, tmp_path, name="big")
+    try:
+        wl = {
+            "apiVersion": "aitrust.dev/v1alpha1",
+            "kind": "AIWorkload",
+            "metadata": {"name": "swarm"},
+            "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "swarm"}}},
+        }
+        kubectl.run("apply", "-n", ns, "-f", "-", input=json.dumps(wl))
+        result = wait_until(
+            lambda: (s := status(kubectl, ns, "swarm")).get("matchedPods") == 500 and s, timeout=60
+        )
+        assert sum(f["points"] for f in result["factors"]) == result["trustScore"]
+        size = len(json.dumps(result))
+        assert size < 32_000, f"status is {size} bytes for 500 pods"
+        assert len(result["factors"]) <= 40
+        assert proc.alive()
+    finally:
+        proc.stop()
