@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,12 +325,7 @@ class Reconciler:
     # --- reconcile -----------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
-        try:
-            await self._reconcile(key)
-        except Exception:
-            metrics.RECONCILE_ERRORS.labels("AIWorkload").inc()
-            log.exception("reconcile of %s/%s failed; will retry", *key)
-            await asyncio.sleep(1.0)
+        if await _guarded("AIWorkload", key, self._reconcile(key)):
             self.queue.add(key)
 
     async def _reconcile(self, key: Key) -> None:
@@ -463,12 +458,7 @@ class Reconciler:
         metrics.record_population(dict(counts))
 
     async def reconcile_endpoint(self, key: TargetKey) -> None:
-        try:
-            await asyncio.to_thread(self._reconcile_endpoint, key)
-        except Exception:
-            metrics.RECONCILE_ERRORS.labels(key[0]).inc()
-            log.exception("reconcile of %s %s/%s failed; will retry", *key)
-            await asyncio.sleep(1.0)
+        if await _guarded(key[0], key[1:], asyncio.to_thread(self._reconcile_endpoint, key)):
             self.endpoint_queue.add(key)
 
     def _reconcile_endpoint(self, key: TargetKey) -> None:
@@ -528,6 +518,24 @@ class Reconciler:
                 return
             raise
         self.store.upsert("AIWorkload", updated)
+
+
+async def _guarded(kind: str, key: tuple[str, ...], work: Coroutine[Any, Any, None]) -> bool:
+    """Run one reconcile; True when it failed and should be retried (after a pause)."""
+    try:
+        await work
+        return False
+    except ApiException as exc:
+        if exc.status == 404 or (exc.status == 403 and "being terminated" in str(exc.body)):
+            log.debug("%s %s: namespace or object going away; not retrying", kind, "/".join(key))
+            return False
+        error: Exception = exc
+    except Exception as exc:
+        error = exc
+    metrics.RECONCILE_ERRORS.labels(kind).inc()
+    log.error("reconcile of %s %s failed; will retry: %s", kind, "/".join(key), error, exc_info=error)
+    await asyncio.sleep(1.0)
+    return True
 
 
 def _key(body: dict[str, Any]) -> Key:
