@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aitrust.core.catalog import AI_PROVIDER_KEYS, HF_TOKENS
 from aitrust.core.posture import parse_image
 from aitrust.core.workloads import ContainerView, PodTemplateView, build_pod_specs
 
@@ -240,41 +241,8 @@ _MODEL_FILE = re.compile(r"\.(safetensors|gguf|ggml)(?![a-z0-9])", re.IGNORECASE
 _WEAK_MODEL_FILE = re.compile(r"\.(onnx|pth|ckpt|tflite|mlmodel)(?![a-z0-9])", re.IGNORECASE)
 _HUB_URI = re.compile(r"(?<![a-z0-9])(hf://|huggingface\.co/)", re.IGNORECASE)
 
-_PROVIDER_KEYS = frozenset(
-    {
-        "OPENAI_API_KEY",
-        "AZURE_OPENAI_API_KEY",
-        "AZURE_OPENAI_KEY",
-        "AZURE_OPENAI_ENDPOINT",
-        "ANTHROPIC_API_KEY",
-        "CLAUDE_API_KEY",
-        "COHERE_API_KEY",
-        "CO_API_KEY",
-        "MISTRAL_API_KEY",
-        "GROQ_API_KEY",
-        "TOGETHER_API_KEY",
-        "REPLICATE_API_TOKEN",
-        "DEEPSEEK_API_KEY",
-        "XAI_API_KEY",
-        "PERPLEXITY_API_KEY",
-        "FIREWORKS_API_KEY",
-        "OPENROUTER_API_KEY",
-        "GEMINI_API_KEY",
-        "VOYAGE_API_KEY",
-        "NGC_API_KEY",
-        "NVIDIA_API_KEY",
-        "AI21_API_KEY",
-    }
-)
-_HF_KEYS = frozenset(
-    {
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HUGGINGFACE_HUB_TOKEN",
-        "HUGGINGFACEHUB_API_TOKEN",
-        "HF_API_TOKEN",
-    }
-)
+_PROVIDER_KEYS = AI_PROVIDER_KEYS
+_HF_KEYS = HF_TOKENS
 _ML_CACHE_ENV = frozenset(
     {
         "HF_HOME",

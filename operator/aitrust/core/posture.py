@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from aitrust.api.v1alpha1 import AIWorkloadSpec, DeclaredModel, Severity, TrustPolicySpec, WorkloadKind
+from aitrust.core.catalog import AI_SECRET_ENV
 from aitrust.core.signatures import (
     SignatureStatus,
     resolve_public_key,
@@ -547,48 +548,7 @@ _RUNTIME_SOCKETS = (
     "/var/run/dockershim.sock",
     "/run/podman/podman.sock",
 )
-_AI_SECRET_ENV = frozenset(
-    {
-        "OPENAI_API_KEY",
-        "AZURE_OPENAI_API_KEY",
-        "AZURE_OPENAI_KEY",
-        "AZURE_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "CLAUDE_API_KEY",
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HUGGINGFACE_HUB_TOKEN",
-        "HUGGINGFACEHUB_API_TOKEN",
-        "HF_API_TOKEN",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "GOOGLE_API_KEY",
-        "GEMINI_API_KEY",
-        "COHERE_API_KEY",
-        "CO_API_KEY",
-        "MISTRAL_API_KEY",
-        "GROQ_API_KEY",
-        "TOGETHER_API_KEY",
-        "REPLICATE_API_TOKEN",
-        "DEEPSEEK_API_KEY",
-        "XAI_API_KEY",
-        "PERPLEXITY_API_KEY",
-        "FIREWORKS_API_KEY",
-        "OPENROUTER_API_KEY",
-        "NVIDIA_API_KEY",
-        "NGC_API_KEY",
-        "VOYAGE_API_KEY",
-        "PINECONE_API_KEY",
-        "WEAVIATE_API_KEY",
-        "QDRANT_API_KEY",
-        "LANGCHAIN_API_KEY",
-        "LANGSMITH_API_KEY",
-        "WANDB_API_KEY",
-        "TAVILY_API_KEY",
-        "SERPAPI_API_KEY",
-        "VLLM_API_KEY",
-    }
-)
+_AI_SECRET_ENV = AI_SECRET_ENV
 _GENERIC_SECRET_ENV = re.compile(r"(^|_)(API_?KEY|SECRET(_ACCESS)?_KEY|ACCESS_TOKEN|AUTH_TOKEN|API_TOKEN)$")
 _SECRET_VALUE = re.compile(
     r"^(sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{20,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}"
