@@ -28,6 +28,22 @@ def own_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
         cp.stop()
 
 
+def new_namespace(kubectl: Kubectl, ns: str, estate: bool = True) -> None:
+    kubectl.run("create", "namespace", ns)
+    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    if estate:
+        setup_estate(kubectl, ns)
+
+
+def signal_args(ns: str) -> tuple[int, tuple[str, ...]]:
+    port = free_port()
+    return port, (
+        f"--signals-port={port}",
+        "--signals-host=127.0.0.1",
+        f"--signals-token-secret={ns}/signal-tokens",
+    )
+
+
 def status(kubectl: Kubectl, namespace: str, name: str = "agent") -> dict[str, Any]:
     result: dict[str, Any] = kubectl.json("get", "aiw", name, "-n", namespace).get("status", {})
     return result
@@ -38,17 +54,9 @@ def test_api_outage_gives_503_and_keeps_policies(
 ) -> None:
     kubectl = Kubectl(own_control_plane.kubeconfig)
     ns = "outage"
-    kubectl.run("create", "namespace", ns)
-    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
-    setup_estate(kubectl, ns)
-    port = free_port()
-    proc = operator_process(
-        own_control_plane,
-        tmp_path,
-        f"--signals-port={port}",
-        "--signals-host=127.0.0.1",
-        f"--signals-token-secret={ns}/signal-tokens",
-    )
+    new_namespace(kubectl, ns)
+    port, args = signal_args(ns)
+    proc = operator_process(own_control_plane, tmp_path, *args)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(
@@ -134,17 +142,9 @@ def test_signal_that_claims_to_raise_trust_has_no_effect(
 ) -> None:
     kubectl = Kubectl(own_control_plane.kubeconfig)
     ns = "boost"
-    kubectl.run("create", "namespace", ns)
-    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
-    setup_estate(kubectl, ns)
-    port = free_port()
-    proc = operator_process(
-        own_control_plane,
-        tmp_path,
-        f"--signals-port={port}",
-        "--signals-host=127.0.0.1",
-        f"--signals-token-secret={ns}/signal-tokens",
-    )
+    new_namespace(kubectl, ns)
+    port, args = signal_args(ns)
+    proc = operator_process(own_control_plane, tmp_path, *args)
     try:
         before = wait_until(lambda: status(kubectl, ns).get("trustScore"), timeout=15)
         event = {
@@ -183,17 +183,10 @@ def test_kill_9_mid_stream_then_everything_reconverges(
 
     kubectl = Kubectl(own_control_plane.kubeconfig)
     ns = "midstream"
-    kubectl.run("create", "namespace", ns)
-    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
-    setup_estate(kubectl, ns)
+    new_namespace(kubectl, ns)
     opa = OpaServer(workdir=tmp_path / "opa").start()
-    port = free_port()
-    args = (
-        f"--signals-port={port}",
-        "--signals-host=127.0.0.1",
-        f"--signals-token-secret={ns}/signal-tokens",
-        f"--opa-url={opa.url}",
-    )
+    port, signals = signal_args(ns)
+    args = (*signals, f"--opa-url={opa.url}")
     proc = operator_process(own_control_plane, tmp_path, *args, name="first")
     url = f"http://127.0.0.1:{port}/v1/signals/falco"
     acked: list[str] = []
@@ -247,8 +240,7 @@ def test_selector_matching_500_pods_keeps_status_small(
 ) -> None:
     kubectl = Kubectl(own_control_plane.kubeconfig)
     ns = "big"
-    kubectl.run("create", "namespace", ns)
-    wait_until(lambda: kubectl.run("get", "sa", "default", "-n", ns, check=False).returncode == 0, timeout=30)
+    new_namespace(kubectl, ns, estate=False)
     pods = [
         {
             "apiVersion": "v1",
