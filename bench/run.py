@@ -1,0 +1,673 @@
+"""`make bench`: aitrust against a real local control plane and a real OPA.
+
+Measures signal -> enforcement latency (100 and 1,000 AIWorkloads, under background signal
+load), signal ingestion throughput (1, 100 and 1,000 workloads), operator cold start (1,000 and
+5,000 workloads) with peak RSS, OPA decision latency (10,000 workloads of data), offline scan
+throughput (bench/bench_scan.py) and scoring throughput (bench/bench_scoring.py).
+
+Writes bench/results/latest.json and latest.png; the previous latest.json becomes
+previous.json and every metric is printed with its ratio new/old. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
+
+from bench.lib import coldstart, estate, opa_decisions, plot  # noqa: E402
+from bench.lib.compare import Better, Target, compare_metrics, evaluate_targets, format_comparison, metric  # noqa: E402
+from bench.lib.harness import Cluster, cpu_seconds, memory_kb, write_targets  # noqa: E402
+from bench.lib.latency import TRIAL_TIMEOUT_S, OpaProbe, PolicyTracker, TrialResults, run_trials  # noqa: E402
+from bench.lib.stats import percentile, rate, summarise  # noqa: E402
+
+from aitrust.testing.processes import ManagedProcess, free_port  # noqa: E402
+from aitrust.testing.testbin import find_binary  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SCHEMA = 1
+
+TARGETS = [
+    Target("enforcement.w1000.p99_ms", "<=", 250, "signal -> NetworkPolicy + OPA p99 at 1,000 workloads"),
+    Target("ingestion.w1.signals_per_sec", ">=", 2000, "accepted signals/s, 1 workload"),
+    Target("ingestion.w1000.signals_per_sec", ">=", 2000, "accepted signals/s, 1,000 workloads"),
+    Target("ingestion.w1.post_p99_ms", "<=", 100, "POST -> 2xx p99, 1 workload"),
+    Target("ingestion.w1000.post_p99_ms", "<=", 100, "POST -> 2xx p99, 1,000 workloads"),
+    Target("cold_start.w5000.seconds", "<=", 60, "cold start with 5,000 workloads"),
+    Target("cold_start.w5000.peak_rss_mb", "<=", 250, "operator peak RSS, 5,000 workloads"),
+    Target("opa.decision_p99_ms", "<=", 2, "OPA decision p99 (server time), 10,000 workloads"),
+    Target("scan.seconds", "<=", 10, "offline scan of 10,000 manifests"),
+]
+
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S} +{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Config:
+    trials: int
+    trial_budget: float
+    small: int
+    large: int
+    cold: list[int]
+    ingest_seconds: float
+    ingest_concurrency: int
+    ingest_processes: int
+    noise_rate: float
+    per_namespace: int
+    only: set[str]
+    workdir: Path
+    py_spy: str | None
+    keep: bool
+    output_dir: Path
+    operator_src: Path | None
+
+
+@dataclass
+class Results:
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    post_samples: dict[str, list[float]] = field(default_factory=dict)  # plotted, not saved in full
+
+    def add(self, name: str, value: float, unit: str, better: Better | None) -> None:
+        self.metrics[name] = metric(round(value, 3), unit, better)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+class Profiler:
+    """py-spy sampling of the operator while a phase runs (collapsed stacks, for bench/README.md)."""
+
+    def __init__(self, cfg: Config, name: str, pid: int) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        if cfg.py_spy:
+            out = cfg.workdir / "profiles" / f"{name}.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.proc = subprocess.Popen(
+                [cfg.py_spy, "record", "--format", "raw", "-o", str(out), "--pid", str(pid), "--rate", "200"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            log(f"  py-spy recording the operator into {out}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+
+
+def loadgen(
+    cfg: Config, cluster: Cluster, mode: str, targets: list[estate.Workload], *args: str, url: str = ""
+) -> ManagedProcess:
+    targets_file = write_targets(cfg.workdir / f"targets-{time.monotonic_ns()}.json", targets)
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.lib.loadgen",
+        mode,
+        f"--url={url or cluster.signals_url}",
+        f"--token-file={cluster.token_file}",
+        f"--targets={targets_file}",
+        *args,
+    ]
+    return ManagedProcess(
+        f"loadgen-{mode}-{time.monotonic_ns()}", argv, cfg.workdir, env=_env(), cwd=ROOT
+    ).start()
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'operator'}"}
+
+
+def loadgen_result(proc: ManagedProcess, wait_s: float) -> dict[str, Any]:
+    assert proc.proc is not None
+    proc.proc.wait(wait_s)
+    lines = proc.log_path.read_text().strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+async def wait_ready(
+    tracker: PolicyTracker, probe: OpaProbe, workloads: list[estate.Workload], wait_s: float
+) -> None:
+    """Every workload's NetworkPolicy allows its egress and OPA allows it."""
+    deadline = time.monotonic() + wait_s
+    for w in workloads:
+        left = max(1.0, deadline - time.monotonic())
+        await tracker.wait_for((w.namespace, w.policy), True, left)
+        await probe.wait_for(w, True, left, interval=0.05)
+
+
+@dataclass
+class Drive:
+    per_sec: float
+    latency_ms: list[float]
+    errors: int
+    statuses: list[dict[str, int]]
+
+
+async def drive(cfg: Config, cluster: Cluster, targets: list[estate.Workload], url: str = "") -> Drive:
+    """Closed-loop clients POST one Falco alert each, as fast as they are acknowledged."""
+    per_proc = max(1, cfg.ingest_concurrency // cfg.ingest_processes)
+    procs = [
+        loadgen(
+            cfg,
+            cluster,
+            "closed",
+            targets,
+            f"--rule={estate.NOISE_RULE}",
+            f"--concurrency={per_proc}",
+            f"--seconds={cfg.ingest_seconds}",
+            "--max-requests=200000",
+            url=url,
+        )
+        for _ in range(cfg.ingest_processes)
+    ]
+    outs = [await asyncio.to_thread(loadgen_result, p, cfg.ingest_seconds + 120) for p in procs]
+    done = sorted(t for o in outs for t in o["done_at"])
+    errors = sum(sum(o["errors"].values()) for o in outs)
+    errors += sum(n for o in outs for code, n in o["statuses"].items() if code != "200")
+    # Sustained: skip the first second (connections, warm-up) and count acks after it.
+    warm = done[0] + 1.0 if done else 0.0
+    window = [t for t in done if t >= warm]
+    per_sec = rate(len(window), (window[-1] - warm) if window else 0.0)
+    latency = [ms for o in outs for ms in o["latency_ms"]]
+    return Drive(per_sec, latency, errors, [o["statuses"] for o in outs])
+
+
+async def client_ceiling(cfg: Config, res: Results, cluster: Cluster) -> None:
+    """The same load generator against a server that does nothing: what the client can drive here."""
+    port = free_port()
+    server = ManagedProcess(
+        f"nullserver-{port}",
+        [sys.executable, "-m", "bench.lib.nullserver", str(port)],
+        cfg.workdir,
+        env=_env(),
+        cwd=ROOT,
+    ).start()
+    try:
+        await asyncio.sleep(1.5)
+        out = await drive(
+            cfg, cluster, [estate.workload(0, cluster.per_namespace)], f"http://127.0.0.1:{port}"
+        )
+    finally:
+        server.stop()
+    res.add("ingestion.client_ceiling_per_sec", out.per_sec, "requests/s", None)
+    log(f"load generator ceiling (a server that does nothing): {out.per_sec:,.0f} requests/s")
+
+
+async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
+    """Accepted signals/s and POST latency with ``count`` workloads (0-point signals, tiers stay)."""
+    assert cluster.operator is not None
+    targets = [estate.workload(i, cluster.per_namespace) for i in range(count)]
+    log(
+        f"ingestion @ {count} workloads: {cfg.ingest_processes} processes, {cfg.ingest_concurrency} "
+        f"connections, {cfg.ingest_seconds:.0f}s"
+    )
+    pid = cluster.operator.pid
+    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+    prof = Profiler(cfg, f"ingestion-w{count}", pid)
+    out = await drive(cfg, cluster, targets)
+    prof.stop()
+    cpu_s = cpu_seconds(pid) - cpu0
+    cpu = cpu_s / (time.monotonic() - wall0)
+    stats = summarise(out.latency_ms)
+    key = f"ingestion.w{count}"
+    res.add(f"{key}.signals_per_sec", out.per_sec, "signals/s", "higher")
+    res.add(f"{key}.post_p50_ms", stats.get("p50", 0), "ms", "lower")
+    res.add(f"{key}.post_p99_ms", stats.get("p99", 0), "ms", "lower")
+    res.add(f"{key}.post_max_ms", stats.get("max", 0), "ms", "lower")
+    res.add(f"{key}.errors", out.errors, "requests", "lower")
+    res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
+    if out.latency_ms:
+        res.add(f"{key}.operator_cpu_ms_per_signal", cpu_s * 1000 / len(out.latency_ms), "ms", "lower")
+    res.post_samples[f"{count} workloads"] = out.latency_ms
+    res.details[key] = {"statuses": out.statuses}
+    log(
+        f"  {out.per_sec:,.0f} accepted signals/s; POST p50 {stats.get('p50', 0):.1f} ms, "
+        f"p99 {stats.get('p99', 0):.1f} ms; {out.errors} errors; operator {cpu:.2f} cores"
+    )
+
+
+async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
+    """Trials of signal -> enforcement while a background stream hits the other workloads."""
+    assert cluster.operator is not None and cluster.opa is not None
+    everyone = [estate.workload(i, cluster.per_namespace) for i in range(count)]
+    # Trial targets are spread over the namespaces; distinct when there are enough workloads.
+    pool_size = cfg.trials if count >= 2 * cfg.trials else count // 2
+    stride = count / pool_size
+    pool = [everyone[int(k * stride)] for k in range(pool_size)]
+    chosen = {w.index for w in pool}
+    noise = [w for w in everyone if w.index not in chosen]
+    tracker = PolicyTracker(cluster.api)
+    probe = OpaProbe(cluster.opa.url)
+    await tracker.start()
+    log(f"signal -> enforcement @ {count} workloads: waiting until every workload is enforced and allowed")
+    await wait_ready(tracker, probe, everyone, wait_s=300)
+    log(
+        f"  {cfg.trials} trials over {len(pool)} target workloads"
+        + (" (reset between uses)" if len(pool) < cfg.trials else " (each used once)")
+        + f"; background {cfg.noise_rate:.0f} signals/s over {len(noise)} others"
+    )
+    noise_proc = loadgen(
+        cfg,
+        cluster,
+        "open",
+        noise,
+        f"--rule={estate.NOISE_RULE}",
+        f"--rate={cfg.noise_rate}",
+        "--concurrency=200",
+    )
+    await asyncio.sleep(3)  # the stream reaches steady state before the first trial
+    pid = cluster.operator.pid
+    prof = Profiler(cfg, f"enforcement-w{count}", pid)
+    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+    try:
+        out: TrialResults = await run_trials(
+            cluster.api, tracker, probe, cluster.signals_url, pool, cfg.trials, log, budget_s=cfg.trial_budget
+        )
+    finally:
+        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
+        prof.stop()
+        noise_proc.stop(timeout=30)
+        await tracker.stop()
+        await probe.aclose()
+    bg = json.loads(noise_proc.log_path.read_text().strip().splitlines()[-1])
+    key = f"enforcement.w{count}"
+    stats = summarise(out.total_ms)
+    for name in ("p50", "p95", "p99", "mean", "max"):
+        res.add(f"{key}.{name}_ms", stats[name], "ms", "lower")
+    for label, samples in (
+        ("networkpolicy", out.networkpolicy_ms),
+        ("opa", out.opa_ms),
+        ("post", out.post_ms),
+    ):
+        if samples:
+            ordered = sorted(samples)
+            res.add(f"{key}.{label}_p50_ms", percentile(ordered, 0.5), "ms", "lower")
+            res.add(f"{key}.{label}_p99_ms", percentile(ordered, 0.99), "ms", "lower")
+    if out.recovery_ms:
+        res.add(f"{key}.recovery_p50_ms", percentile(sorted(out.recovery_ms), 0.5), "ms", "lower")
+    res.add(f"{key}.trials", len(out.total_ms), "trials", None)
+    res.add(f"{key}.failures", len(out.failures), "trials", "lower")
+    res.add(f"{key}.trial_timeout_ms", TRIAL_TIMEOUT_S * 1000, "ms", None)
+    res.add(f"{key}.background_signals_per_sec", bg["accepted"] / max(bg["elapsed"], 1e-9), "signals/s", None)
+    res.add(f"{key}.background_errors", sum(bg["errors"].values()) + bg["skipped"], "requests", "lower")
+    res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
+    res.samples[f"enforcement_w{count}_ms"] = [round(x, 2) for x in out.total_ms]
+    res.details[key] = {
+        "stopped_early": out.stopped_early,
+        "failures": out.failures[:20],
+        "background": {k: bg[k] for k in ("sent", "accepted", "statuses", "errors", "skipped")},
+    }
+    log(
+        f"  p50 {stats['p50']:.0f} ms, p95 {stats['p95']:.0f} ms, p99 {stats['p99']:.0f} ms, "
+        f"max {stats['max']:.0f} ms; {len(out.failures)} failures; "
+        f"background {res.metrics[key + '.background_signals_per_sec']['value']:.0f}/s; "
+        f"operator {cpu:.2f} cores"
+    )
+
+
+async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
+    n = cluster.workloads
+    log(f"cold start @ {n} workloads: starting OPA and the operator")
+    out = await coldstart.measure(cluster, log)
+    key = f"cold_start.w{n}"
+    res.add(f"{key}.seconds", out.total_s, "s", "lower")
+    res.add(f"{key}.synced_s", out.synced_s, "s", "lower")
+    res.add(f"{key}.status_s", out.status_s, "s", "lower")
+    res.add(f"{key}.networkpolicies_s", out.networkpolicies_s, "s", "lower")
+    res.add(f"{key}.opa_s", out.opa_s, "s", "lower")
+    res.add(f"{key}.workloads_per_sec", n / out.total_s, "workloads/s", "higher")
+    res.add(f"{key}.peak_rss_mb", out.peak_rss_mb, "MB", "lower")
+    log(
+        f"  converged in {out.total_s:.1f}s (synced {out.synced_s:.1f}s, statuses {out.status_s:.1f}s, "
+        f"NetworkPolicies {out.networkpolicies_s:.1f}s, OPA {out.opa_s:.1f}s); "
+        f"peak RSS {out.peak_rss_mb:.0f} MB"
+    )
+
+
+def record_rss(res: Results, cluster: Cluster, key: str) -> None:
+    if cluster.operator is not None and cluster.operator.alive():
+        mem = memory_kb(cluster.operator.pid)
+        res.add(f"{key}.operator_peak_rss_mb", mem["VmHWM"] / 1024, "MB", "lower")
+
+
+async def phase_small(cfg: Config, res: Results) -> None:
+    cluster = await Cluster(
+        cfg.workdir / "small", log, per_namespace=cfg.per_namespace, operator_src=cfg.operator_src
+    ).start()
+    try:
+        cluster.start_opa()
+        await cluster.grow(1)
+        proc = cluster.spawn_operator()
+        await cluster.wait_synced(proc)
+        tracker = PolicyTracker(cluster.api)
+        assert cluster.opa is not None
+        probe = OpaProbe(cluster.opa.url)
+        await tracker.start()
+        await wait_ready(tracker, probe, [estate.workload(0, cluster.per_namespace)], 60)
+        await tracker.stop()
+        await probe.aclose()
+        if "ingestion" in cfg.only:
+            await client_ceiling(cfg, res, cluster)
+            await ingestion(cfg, res, cluster, 1)
+        await cluster.grow(cfg.small)
+        if "enforcement" in cfg.only:
+            await enforcement(cfg, res, cluster, cfg.small)
+        if "ingestion" in cfg.only:
+            await ingestion(cfg, res, cluster, cfg.small)
+        record_rss(res, cluster, f"estate.w{cfg.small}")
+    finally:
+        await cluster.stop()
+
+
+async def phase_large(cfg: Config, res: Results, count: int, cold_only: bool) -> None:
+    cluster = await Cluster(
+        cfg.workdir / f"w{count}", log, per_namespace=cfg.per_namespace, operator_src=cfg.operator_src
+    ).start()
+    try:
+        await cluster.grow(count)
+        if "cold" in cfg.only and count in cfg.cold:
+            await cold_start(cfg, res, cluster)
+        else:
+            cluster.start_opa()
+            await cluster.wait_synced(cluster.spawn_operator())
+        if not cold_only:
+            if "enforcement" in cfg.only:
+                await enforcement(cfg, res, cluster, count)
+            if "ingestion" in cfg.only:
+                await ingestion(cfg, res, cluster, count)
+            record_rss(res, cluster, f"estate.w{count}")
+    finally:
+        await cluster.stop()
+
+
+def phase_opa(cfg: Config, res: Results) -> None:
+    log("OPA decisions with 10,000 workloads of data")
+    out = opa_decisions.measure(cfg.workdir)
+    server, trip, ev = summarise(out.server_ms), summarise(out.roundtrip_ms), summarise(out.eval_ms)
+    res.add("opa.decision_p50_ms", server["p50"], "ms", "lower")
+    res.add("opa.decision_p99_ms", server["p99"], "ms", "lower")
+    res.add("opa.eval_p99_ms", ev["p99"], "ms", "lower")
+    res.add("opa.roundtrip_p50_ms", trip["p50"], "ms", "lower")
+    res.add("opa.roundtrip_p99_ms", trip["p99"], "ms", "lower")
+    res.add("opa.data_load_s", out.load_s, "s", "lower")
+    res.add("opa.data_mb", out.data_bytes / 1e6, "MB", None)
+    res.add("opa.decisions", len(out.server_ms), "decisions", None)
+    res.post_samples["__opa_server"] = out.server_ms
+    res.post_samples["__opa_roundtrip"] = out.roundtrip_ms
+    log(
+        f"  server p50 {server['p50']:.2f} ms, p99 {server['p99']:.2f} ms (eval p99 {ev['p99']:.2f} ms); "
+        f"round trip p99 {trip['p99']:.2f} ms; {out.data_bytes / 1e6:.1f} MB loaded in {out.load_s:.2f}s"
+    )
+
+
+def run_json(script: str, *args: str) -> dict[str, Any] | None:
+    path = ROOT / "bench" / script
+    if not path.exists():
+        log(f"  {script} does not exist: skipped")
+        return None
+    proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        log(f"  {script} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def phase_offline(cfg: Config, res: Results) -> None:
+    if "scoring" in cfg.only:
+        log("scoring: bench/bench_scoring.py")
+        out = run_json("bench_scoring.py")
+        if out:
+            res.add("scoring.evals_per_sec", out["scoring_evals_per_sec"], "evaluations/s", "higher")
+            res.add("scoring.median_evals_per_sec", out["median_evals_per_sec"], "evaluations/s", "higher")
+            res.add("scoring.state_bytes", out["state_bytes"], "bytes", "lower")
+            res.add("scoring.calibration_loop_ms", out["calibration_loop_ms"], "ms", None)
+            log(f"  {out['scoring_evals_per_sec']:,} evaluations/s (best window, one core)")
+    if "scan" in cfg.only:
+        log("offline scan: bench/bench_scan.py")
+        out = run_json("bench_scan.py")
+        if out:
+            res.add("scan.manifests_per_sec", out["manifests_per_sec"], "manifests/s", "higher")
+            res.add("scan.seconds", out["seconds"], "s", "lower")
+            res.add("scan.manifests", out["scan_manifests"], "manifests", None)
+            log(
+                f"  {out['scan_manifests']:,} manifests in {out['seconds']:.1f}s "
+                f"({out['manifests_per_sec']:,.0f}/s)"
+            )
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def machine(kube_version: str) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    opa = subprocess.run([find_binary("opa"), "version"], capture_output=True, text=True).stdout.splitlines()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kube_apiserver": kube_version,
+        "opa": opa[0].removeprefix("Version: ") if opa else "",
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def write_outputs(cfg: Config, res: Results, info: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    targets = evaluate_targets(TARGETS, res.metrics)
+    doc = {
+        "schema": SCHEMA,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - _T0, 1),
+        "machine": info,
+        "config": {
+            "trials": cfg.trials,
+            "small": cfg.small,
+            "large": cfg.large,
+            "cold": cfg.cold,
+            "ingest_seconds": cfg.ingest_seconds,
+            "ingest_clients": cfg.ingest_concurrency,
+            "ingest_processes": cfg.ingest_processes,
+            "background_rate": cfg.noise_rate,
+            "workloads_per_namespace": cfg.per_namespace,
+            "phases": sorted(cfg.only),
+            "operator_src": str(cfg.operator_src) if cfg.operator_src else None,
+        },
+        "targets": targets,
+        "metrics": res.metrics,
+        "samples": res.samples,
+        "details": res.details,
+    }
+    latest, previous = out_dir / "latest.json", out_dir / "previous.json"
+    old: dict[str, Any] | None = None
+    if latest.exists():
+        old = json.loads(latest.read_text())
+        shutil.move(latest, previous)
+    latest.write_text(json.dumps(doc, indent=1) + "\n")
+
+    enforcement_series = {
+        f"{n} workloads": res.samples[f"enforcement_w{n}_ms"]
+        for n in (cfg.small, cfg.large)
+        if f"enforcement_w{n}_ms" in res.samples
+    }
+    post = {k: v for k, v in res.post_samples.items() if not k.startswith("__")}
+    opa = {
+        "server time": res.post_samples.get("__opa_server", []),
+        "round trip (Python client)": res.post_samples.get("__opa_roundtrip", []),
+    }
+    throughput = {
+        int(name.split(".")[1][1:]): m["value"]
+        for name, m in res.metrics.items()
+        if name.startswith("ingestion.") and name.endswith(".signals_per_sec")
+    }
+    cold = {
+        n: (
+            res.metrics[f"cold_start.w{n}.seconds"]["value"],
+            res.metrics[f"cold_start.w{n}.peak_rss_mb"]["value"],
+        )
+        for n in cfg.cold
+        if f"cold_start.w{n}.seconds" in res.metrics
+    }
+    plot.render(
+        out_dir / "latest.png",
+        enforcement=enforcement_series,
+        post=post,
+        opa=opa,
+        throughput=throughput,
+        cold_start=cold,
+        subtitle=f"{doc['date']}, {info['nproc']} CPUs, kube-apiserver {info['kube_apiserver']}, "
+        f"load avg {info['loadavg_at_start'][0]:.1f}",
+    )
+
+    print()
+    print("=== targets ===")
+    for t in targets:
+        mark = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
+        value = "-" if t["value"] is None else f"{t['value']:g}"
+        print(f"  {mark}  {t['label']}: {value} {t['op']} {t['limit']:g}  [{t['metric']}]")
+    print()
+    if old is None:
+        print("=== no previous run to compare with ===")
+        for line in format_comparison(compare_metrics({}, res.metrics)):
+            print("  " + line)
+    else:
+        print(
+            f"=== latest against previous ({old.get('date', '?')}): "
+            "new/old, + better, - WORSE, = within 5% ==="
+        )
+        for line in format_comparison(compare_metrics(old.get("metrics", {}), res.metrics)):
+            print("  " + line)
+    print()
+    print(
+        f"wrote {latest} and {out_dir / 'latest.png'}"
+        + (f"; the previous run is in {previous}" if old else "")
+    )
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+PHASES = {"scoring", "scan", "opa", "enforcement", "ingestion", "cold"}
+
+
+def parse_args() -> Config:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trials", type=int, default=200, help="signal -> enforcement trials per estate size")
+    p.add_argument(
+        "--trial-budget", type=float, default=300.0, help="seconds per estate size after which trials stop"
+    )
+    p.add_argument("--small", type=int, default=100, help="workloads of the small estate")
+    p.add_argument("--large", type=int, default=1000, help="workloads of the large estate")
+    p.add_argument("--cold", default="1000,5000", help="estate sizes of the cold-start runs")
+    p.add_argument("--ingest-seconds", type=float, default=12.0)
+    p.add_argument("--ingest-clients", type=int, default=64, help="concurrent connections in total")
+    p.add_argument("--ingest-processes", type=int, default=2, help="load generator processes")
+    p.add_argument("--background-rate", type=float, default=200.0, help="noise signals/s during trials")
+    p.add_argument("--per-namespace", type=int, default=100, help="AIWorkloads per namespace")
+    p.add_argument(
+        "--only", default=",".join(sorted(PHASES)), help=f"comma-separated subset of {sorted(PHASES)}"
+    )
+    p.add_argument("--output-dir", type=Path, default=RESULTS)
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
+    p.add_argument("--py-spy", help="path of py-spy: profile the operator during each phase")
+    p.add_argument(
+        "--operator-src",
+        type=Path,
+        help="directory holding an `aitrust` package to run as the operator instead (A/B a change)",
+    )
+    args = p.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if only - PHASES:
+        p.error(f"unknown phases: {sorted(only - PHASES)}")
+    workdir = Path(tempfile.mkdtemp(prefix="aitrust-bench-"))
+    cfg = Config(
+        trials=args.trials,
+        trial_budget=args.trial_budget,
+        small=args.small,
+        large=args.large,
+        cold=[int(x) for x in args.cold.split(",") if x],
+        ingest_seconds=args.ingest_seconds,
+        ingest_concurrency=args.ingest_clients,
+        ingest_processes=args.ingest_processes,
+        noise_rate=args.background_rate,
+        per_namespace=args.per_namespace,
+        only=only,
+        workdir=workdir,
+        py_spy=args.py_spy,
+        keep=args.keep,
+        output_dir=args.output_dir,
+        operator_src=args.operator_src,
+    )
+    return cfg
+
+
+async def main_async(cfg: Config, res: Results) -> None:
+    if {"enforcement", "ingestion"} & cfg.only:
+        await phase_small(cfg, res)
+    if {"enforcement", "ingestion", "cold"} & cfg.only:
+        await phase_large(cfg, res, cfg.large, cold_only=False)
+    for n in cfg.cold:
+        if "cold" in cfg.only and n != cfg.large:
+            await phase_large(cfg, res, n, cold_only=True)
+
+
+def main() -> int:
+    cfg = parse_args()
+    log(f"aitrust bench: phases {sorted(cfg.only)}; work directory {cfg.workdir}")
+    res = Results()
+    try:
+        phase_offline(cfg, res)
+        if "opa" in cfg.only:
+            phase_opa(cfg, res)
+        asyncio.run(main_async(cfg, res))
+    finally:
+        if cfg.keep:
+            log(f"work directory kept: {cfg.workdir}")
+        else:
+            shutil.rmtree(cfg.workdir, ignore_errors=True)
+    write_outputs(cfg, res, machine(_kube_version()), cfg.output_dir)
+    log("done")
+    return 0
+
+
+def _kube_version() -> str:
+    proc = subprocess.run([find_binary("kube-apiserver"), "--version"], capture_output=True, text=True)
+    return proc.stdout.strip().removeprefix("Kubernetes ")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
