@@ -66,6 +66,7 @@ def log(message: str) -> None:
 class Config:
     trials: int
     trial_budget: float
+    cold_wait: float
     small: int
     large: int
     cold: list[int]
@@ -333,8 +334,10 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
 async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     n = cluster.workloads
     log(f"cold start @ {n} workloads: starting OPA and the operator")
-    out = await coldstart.measure(cluster, log)
+    out = await coldstart.measure(cluster, log, wait_s=cfg.cold_wait)
     key = f"cold_start.w{n}"
+    res.add(f"{key}.converged", float(out.converged), "bool", "higher")
+    res.details[key] = {"converged": out.converged, "progress": out.progress}
     res.add(f"{key}.seconds", out.total_s, "s", "lower")
     res.add(f"{key}.synced_s", out.synced_s, "s", "lower")
     res.add(f"{key}.status_s", out.status_s, "s", "lower")
@@ -343,7 +346,8 @@ async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     res.add(f"{key}.workloads_per_sec", n / out.total_s, "workloads/s", "higher")
     res.add(f"{key}.peak_rss_mb", out.peak_rss_mb, "MB", "lower")
     log(
-        f"  converged in {out.total_s:.1f}s (synced {out.synced_s:.1f}s, statuses {out.status_s:.1f}s, "
+        f"  {'converged' if out.converged else 'NOT converged (' + out.progress + ')'} "
+        f"in {out.total_s:.1f}s (synced {out.synced_s:.1f}s, statuses {out.status_s:.1f}s, "
         f"NetworkPolicies {out.networkpolicies_s:.1f}s, OPA {out.opa_s:.1f}s); "
         f"peak RSS {out.peak_rss_mb:.0f} MB"
     )
@@ -588,12 +592,13 @@ def parse_args() -> Config:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trials", type=int, default=200, help="signal -> enforcement trials per estate size")
     p.add_argument(
-        "--trial-budget", type=float, default=300.0, help="seconds per estate size after which trials stop"
+        "--trial-budget", type=float, default=150.0, help="seconds per estate size after which trials stop"
     )
+    p.add_argument("--cold-wait", type=float, default=240.0, help="seconds a cold start may take at most")
     p.add_argument("--small", type=int, default=100, help="workloads of the small estate")
     p.add_argument("--large", type=int, default=1000, help="workloads of the large estate")
     p.add_argument("--cold", default="1000,5000", help="estate sizes of the cold-start runs")
-    p.add_argument("--ingest-seconds", type=float, default=12.0)
+    p.add_argument("--ingest-seconds", type=float, default=10.0)
     p.add_argument("--ingest-clients", type=int, default=64, help="concurrent connections in total")
     p.add_argument("--ingest-processes", type=int, default=2, help="load generator processes")
     p.add_argument("--background-rate", type=float, default=200.0, help="noise signals/s during trials")
@@ -617,6 +622,7 @@ def parse_args() -> Config:
     cfg = Config(
         trials=args.trials,
         trial_budget=args.trial_budget,
+        cold_wait=args.cold_wait,
         small=args.small,
         large=args.large,
         cold=[int(x) for x in args.cold.split(",") if x],

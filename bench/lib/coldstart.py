@@ -25,9 +25,11 @@ class ColdStart:
     status_s: float  # -> every AIWorkload has observedGeneration == generation
     networkpolicies_s: float  # -> every workload NetworkPolicy exists, egress as rendered
     opa_s: float  # -> OPA holds a document for every workload
-    total_s: float  # the latest of the three
+    total_s: float  # the latest of the three (the give-up time when not converged)
     peak_rss_mb: float
     rss_mb: float
+    converged: bool
+    progress: str  # how far it got
 
 
 class _Counter:
@@ -80,7 +82,10 @@ def _workload_policy(obj: dict[str, Any]) -> bool:
 
 
 async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 600) -> ColdStart:
-    """Start the operator against the existing estate (nothing computed yet) and time convergence."""
+    """Start the operator against the existing estate (nothing computed yet) and time convergence.
+
+    Gives up after ``wait_s``: the result then says ``converged=False`` and what was done by then.
+    """
     n = cluster.workloads
     statuses = _Counter(cluster.api, AIW_PATH, n, _status_current)
     policies = _Counter(cluster.api, NP_PATH, n, _workload_policy, labelSelector=MANAGED)
@@ -100,10 +105,8 @@ async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 
         while True:
             now = time.perf_counter()
             if now - t0 > wait_s:
-                raise TimeoutError(
-                    f"cold start of {n} not done in {wait_s}s: {len(statuses.keys)} statuses, "
-                    f"{len(policies.keys)} policies"
-                )
+                log(f"  gave up after {wait_s:.0f}s")
+                break
             if not proc.alive():
                 raise RuntimeError(f"operator exited:\n{proc.log_tail()}")
             peak = max(peak, memory_kb(proc.pid)["VmHWM"])
@@ -123,14 +126,17 @@ async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 
     for task in watchers:
         task.cancel()
     mem = memory_kb(proc.pid)
-    assert statuses.finished_at is not None and policies.finished_at is not None
+    gave_up = time.perf_counter()
+    ends = [statuses.finished_at or gave_up, policies.finished_at or gave_up, opa_done or gave_up]
     return ColdStart(
         workloads=n,
         synced_s=synced_s,
-        status_s=statuses.finished_at - t0,
-        networkpolicies_s=policies.finished_at - t0,
-        opa_s=opa_done - t0,
-        total_s=max(statuses.finished_at, policies.finished_at, opa_done) - t0,
+        status_s=ends[0] - t0,
+        networkpolicies_s=ends[1] - t0,
+        opa_s=ends[2] - t0,
+        total_s=max(ends) - t0,
         peak_rss_mb=max(peak, mem["VmHWM"]) / 1024,
         rss_mb=mem["VmRSS"] / 1024,
+        converged=None not in (statuses.finished_at, policies.finished_at, opa_done),
+        progress=f"{len(statuses.keys)}/{n} statuses, {len(policies.keys)}/{n} policies",
     )

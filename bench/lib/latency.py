@@ -90,7 +90,7 @@ class OpaProbe:
         r = await self.client.post("/v1/data/aitrust/authz/decision", json=opa_decision_body(w))
         return bool(r.json().get("result", {}).get("allow"))
 
-    async def wait_for(self, w: estate.Workload, want: bool, wait_s: float, interval: float = 0.002) -> float:
+    async def wait_for(self, w: estate.Workload, want: bool, wait_s: float, interval: float = 0.005) -> float:
         deadline = time.perf_counter() + wait_s
         while True:
             if await self.allow(w) == want:
