@@ -35,7 +35,7 @@ from bench.lib import coldstart, estate, opa_decisions, plot  # noqa: E402
 from bench.lib.compare import Better, Target, compare_metrics, evaluate_targets, format_comparison, metric  # noqa: E402
 from bench.lib.harness import Cluster, cpu_seconds, memory_kb, write_targets  # noqa: E402
 from bench.lib.latency import TRIAL_TIMEOUT_S, OpaProbe, PolicyTracker, TrialResults, run_trials  # noqa: E402
-from bench.lib.stats import percentile, rate, summarise  # noqa: E402
+from bench.lib.stats import percentile, rate, summarise, thin  # noqa: E402
 
 from aitrust.testing.processes import ManagedProcess, free_port  # noqa: E402
 from aitrust.testing.testbin import find_binary  # noqa: E402
@@ -81,6 +81,7 @@ class Config:
     keep: bool
     output_dir: Path
     operator_src: Path | None
+    replot: bool
 
 
 @dataclass
@@ -88,7 +89,6 @@ class Results:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     samples: dict[str, list[float]] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    post_samples: dict[str, list[float]] = field(default_factory=dict)  # plotted, not saved in full
 
     def add(self, name: str, value: float, unit: str, better: Better | None) -> None:
         self.metrics[name] = metric(round(value, 3), unit, better)
@@ -244,7 +244,7 @@ async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> 
     res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
     if out.latency_ms:
         res.add(f"{key}.operator_cpu_ms_per_signal", cpu_s * 1000 / len(out.latency_ms), "ms", "lower")
-    res.post_samples[f"{count} workloads"] = out.latency_ms
+    res.samples[f"post_w{count}_ms"] = out.latency_ms
     res.details[key] = {"statuses": out.statuses}
     log(
         f"  {out.per_sec:,.0f} accepted signals/s; POST p50 {stats.get('p50', 0):.1f} ms, "
@@ -317,7 +317,7 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
     res.add(f"{key}.background_signals_per_sec", bg["accepted"] / max(bg["elapsed"], 1e-9), "signals/s", None)
     res.add(f"{key}.background_errors", sum(bg["errors"].values()) + bg["skipped"], "requests", "lower")
     res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
-    res.samples[f"enforcement_w{count}_ms"] = [round(x, 2) for x in out.total_ms]
+    res.samples[f"enforcement_w{count}_ms"] = out.total_ms
     res.details[key] = {
         "stopped_early": out.stopped_early,
         "failures": out.failures[:20],
@@ -334,7 +334,15 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
 async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     n = cluster.workloads
     log(f"cold start @ {n} workloads: starting OPA and the operator")
-    out = await coldstart.measure(cluster, log, wait_s=cfg.cold_wait)
+    profilers: list[Profiler] = []
+    out = await coldstart.measure(
+        cluster,
+        log,
+        wait_s=cfg.cold_wait,
+        on_spawn=lambda pid: profilers.append(Profiler(cfg, f"cold-w{n}", pid)),
+    )
+    for prof in profilers:
+        prof.stop()
     key = f"cold_start.w{n}"
     res.add(f"{key}.converged", float(out.converged), "bool", "higher")
     res.details[key] = {"converged": out.converged, "progress": out.progress}
@@ -343,7 +351,7 @@ async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     res.add(f"{key}.status_s", out.status_s, "s", "lower")
     res.add(f"{key}.networkpolicies_s", out.networkpolicies_s, "s", "lower")
     res.add(f"{key}.opa_s", out.opa_s, "s", "lower")
-    res.add(f"{key}.workloads_per_sec", n / out.total_s, "workloads/s", "higher")
+    res.add(f"{key}.workloads_per_sec", out.statuses_done / out.total_s, "workloads/s", "higher")
     res.add(f"{key}.peak_rss_mb", out.peak_rss_mb, "MB", "lower")
     log(
         f"  {'converged' if out.converged else 'NOT converged (' + out.progress + ')'} "
@@ -421,8 +429,8 @@ def phase_opa(cfg: Config, res: Results) -> None:
     res.add("opa.data_load_s", out.load_s, "s", "lower")
     res.add("opa.data_mb", out.data_bytes / 1e6, "MB", None)
     res.add("opa.decisions", len(out.server_ms), "decisions", None)
-    res.post_samples["__opa_server"] = out.server_ms
-    res.post_samples["__opa_roundtrip"] = out.roundtrip_ms
+    res.samples["opa_server_ms"] = out.server_ms
+    res.samples["opa_roundtrip_ms"] = out.roundtrip_ms
     log(
         f"  server p50 {server['p50']:.2f} ms, p99 {server['p99']:.2f} ms (eval p99 {ev['p99']:.2f} ms); "
         f"round trip p99 {trip['p99']:.2f} ms; {out.data_bytes / 1e6:.1f} MB loaded in {out.load_s:.2f}s"
@@ -468,7 +476,7 @@ def phase_offline(cfg: Config, res: Results) -> None:
 # --- output -------------------------------------------------------------------------------------
 
 
-def machine(kube_version: str) -> dict[str, Any]:
+def machine(kube_version: str, loadavg_at_start: list[float]) -> dict[str, Any]:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -486,8 +494,54 @@ def machine(kube_version: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "kube_apiserver": kube_version,
         "opa": opa[0].removeprefix("Version: ") if opa else "",
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": loadavg_at_start,
     }
+
+
+def render_png(doc: dict[str, Any], path: Path) -> None:
+    """The figure, from a results document alone (so `--replot` can redraw an old run)."""
+    samples, metrics, info = doc["samples"], doc["metrics"], doc["machine"]
+
+    def series(prefix: str) -> dict[str, list[float]]:
+        found = {
+            int(k[len(prefix) : -3]): v
+            for k, v in samples.items()
+            if k.startswith(prefix) and k.endswith("_ms")
+        }
+        return {f"{n:,} workloads": found[n] for n in sorted(found)}
+
+    def value(name: str) -> Any:
+        return metrics.get(name, {}).get("value")
+
+    throughput = {
+        int(name.split(".")[1][1:]): m["value"]
+        for name, m in metrics.items()
+        if name.startswith("ingestion.w") and name.endswith(".signals_per_sec")
+    }
+    cold = {
+        int(name.split(".")[1][1:]): (
+            m["value"],
+            value(name.replace(".seconds", ".peak_rss_mb")) or 0.0,
+            bool(value(name.replace(".seconds", ".converged"))),
+        )
+        for name, m in metrics.items()
+        if name.startswith("cold_start.w") and name.endswith(".seconds")
+    }
+    plot.render(
+        path,
+        enforcement=series("enforcement_w"),
+        post=series("post_w"),
+        opa={
+            "server time": samples.get("opa_server_ms", []),
+            "round trip (Python client)": samples.get("opa_roundtrip_ms", []),
+        },
+        throughput=throughput,
+        client_ceiling=value("ingestion.client_ceiling_per_sec"),
+        cold_start=cold,
+        trial_timeout_ms=TRIAL_TIMEOUT_S * 1000,
+        subtitle=f"{doc['date']}, {info['nproc']} CPUs, kube-apiserver {info['kube_apiserver']}, "
+        f"load avg {info['loadavg_at_start'][0]:.1f} -> {info.get('loadavg_at_end', [0])[0]:.1f}",
+    )
 
 
 def write_outputs(cfg: Config, res: Results, info: dict[str, Any], out_dir: Path) -> None:
@@ -514,7 +568,8 @@ def write_outputs(cfg: Config, res: Results, info: dict[str, Any], out_dir: Path
         },
         "targets": targets,
         "metrics": res.metrics,
-        "samples": res.samples,
+        # Distributions for plots and later comparison, thinned to 1,000 quantiles each.
+        "samples": {k: [round(x, 3) for x in thin(v)] for k, v in res.samples.items()},
         "details": res.details,
     }
     latest, previous = out_dir / "latest.json", out_dir / "previous.json"
@@ -524,39 +579,7 @@ def write_outputs(cfg: Config, res: Results, info: dict[str, Any], out_dir: Path
         shutil.move(latest, previous)
     latest.write_text(json.dumps(doc, indent=1) + "\n")
 
-    enforcement_series = {
-        f"{n} workloads": res.samples[f"enforcement_w{n}_ms"]
-        for n in (cfg.small, cfg.large)
-        if f"enforcement_w{n}_ms" in res.samples
-    }
-    post = {k: v for k, v in res.post_samples.items() if not k.startswith("__")}
-    opa = {
-        "server time": res.post_samples.get("__opa_server", []),
-        "round trip (Python client)": res.post_samples.get("__opa_roundtrip", []),
-    }
-    throughput = {
-        int(name.split(".")[1][1:]): m["value"]
-        for name, m in res.metrics.items()
-        if name.startswith("ingestion.") and name.endswith(".signals_per_sec")
-    }
-    cold = {
-        n: (
-            res.metrics[f"cold_start.w{n}.seconds"]["value"],
-            res.metrics[f"cold_start.w{n}.peak_rss_mb"]["value"],
-        )
-        for n in cfg.cold
-        if f"cold_start.w{n}.seconds" in res.metrics
-    }
-    plot.render(
-        out_dir / "latest.png",
-        enforcement=enforcement_series,
-        post=post,
-        opa=opa,
-        throughput=throughput,
-        cold_start=cold,
-        subtitle=f"{doc['date']}, {info['nproc']} CPUs, kube-apiserver {info['kube_apiserver']}, "
-        f"load avg {info['loadavg_at_start'][0]:.1f}",
-    )
+    render_png(doc, out_dir / "latest.png")
 
     print()
     print("=== targets ===")
@@ -607,6 +630,7 @@ def parse_args() -> Config:
         "--only", default=",".join(sorted(PHASES)), help=f"comma-separated subset of {sorted(PHASES)}"
     )
     p.add_argument("--output-dir", type=Path, default=RESULTS)
+    p.add_argument("--replot", action="store_true", help="only redraw latest.png from latest.json")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
     p.add_argument("--py-spy", help="path of py-spy: profile the operator during each phase")
     p.add_argument(
@@ -637,6 +661,7 @@ def parse_args() -> Config:
         keep=args.keep,
         output_dir=args.output_dir,
         operator_src=args.operator_src,
+        replot=args.replot,
     )
     return cfg
 
@@ -653,6 +678,12 @@ async def main_async(cfg: Config, res: Results) -> None:
 
 def main() -> int:
     cfg = parse_args()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    if cfg.replot:
+        shutil.rmtree(cfg.workdir, ignore_errors=True)
+        render_png(json.loads((cfg.output_dir / "latest.json").read_text()), cfg.output_dir / "latest.png")
+        print(f"wrote {cfg.output_dir / 'latest.png'}")
+        return 0
     log(f"aitrust bench: phases {sorted(cfg.only)}; work directory {cfg.workdir}")
     res = Results()
     try:
@@ -665,7 +696,7 @@ def main() -> int:
             log(f"work directory kept: {cfg.workdir}")
         else:
             shutil.rmtree(cfg.workdir, ignore_errors=True)
-    write_outputs(cfg, res, machine(_kube_version()), cfg.output_dir)
+    write_outputs(cfg, res, machine(_kube_version(), load_at_start), cfg.output_dir)
     log("done")
     return 0
 

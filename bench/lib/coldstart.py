@@ -29,6 +29,7 @@ class ColdStart:
     peak_rss_mb: float
     rss_mb: float
     converged: bool
+    statuses_done: int
     progress: str  # how far it got
 
 
@@ -81,7 +82,12 @@ def _workload_policy(obj: dict[str, Any]) -> bool:
     return "aitrust.dev/workload" in (obj["metadata"].get("labels") or {})
 
 
-async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 600) -> ColdStart:
+async def measure(
+    cluster: Cluster,
+    log: Callable[[str], None],
+    wait_s: float = 600,
+    on_spawn: Callable[[int], None] = lambda _pid: None,
+) -> ColdStart:
     """Start the operator against the existing estate (nothing computed yet) and time convergence.
 
     Gives up after ``wait_s``: the result then says ``converged=False`` and what was done by then.
@@ -96,6 +102,7 @@ async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 
     watchers = [asyncio.create_task(statuses.run()), asyncio.create_task(policies.run())]
     t0 = time.perf_counter()
     proc = cluster.spawn_operator()
+    on_spawn(proc.pid)
     synced_s = await cluster.wait_synced(proc, wait_s)
     log(f"  operator synced after {synced_s:.1f}s")
     opa_done: float | None = None
@@ -138,5 +145,6 @@ async def measure(cluster: Cluster, log: Callable[[str], None], wait_s: float = 
         peak_rss_mb=max(peak, mem["VmHWM"]) / 1024,
         rss_mb=mem["VmRSS"] / 1024,
         converged=None not in (statuses.finished_at, policies.finished_at, opa_done),
+        statuses_done=len(statuses.keys),
         progress=f"{len(statuses.keys)}/{n} statuses, {len(policies.keys)}/{n} policies",
     )

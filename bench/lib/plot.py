@@ -36,12 +36,15 @@ def render(
     post: Mapping[str, Sequence[float]],
     opa: Mapping[str, Sequence[float]],
     throughput: Mapping[int, float],
-    cold_start: Mapping[int, tuple[float, float]],
+    client_ceiling: float | None,
+    cold_start: Mapping[int, tuple[float, float, bool]],
+    trial_timeout_ms: float,
     subtitle: str,
 ) -> None:
-    """``throughput``: workloads -> signals/s; ``cold_start``: workloads -> (seconds, peak RSS MB)."""
+    """``throughput``: workloads -> signals/s; ``cold_start``: workloads -> (seconds, peak MB, converged)."""
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     _cdf_panel(axes[0][0], enforcement, "signal POST → NetworkPolicy + OPA flipped", 250)
+    axes[0][0].axvline(trial_timeout_ms, color="black", linestyle=":", linewidth=1, label="trial timeout")
     _cdf_panel(axes[0][1], post, "signal POST → 2xx (sustained load)", 100)
     _cdf_panel(axes[0][2], opa, "OPA aitrust.authz decision, 10,000 workloads", 2)
 
@@ -59,6 +62,10 @@ def render(
                 fontsize=8,
             )
         ax.axhline(2000, color="red", linestyle="--", linewidth=1, label="target 2,000/s")
+        if client_ceiling:
+            ax.axhline(
+                client_ceiling, color="grey", linestyle=":", linewidth=1, label="load generator ceiling"
+            )
         ax.set_xscale("log")
         ax.set_ylim(bottom=0)
     ax.set_xlabel("AIWorkloads (log scale)")
@@ -93,9 +100,10 @@ def render(
     ax.legend(fontsize=7, loc="upper left")
 
     ax = axes[1][2]
+    top = max([300.0] + [max(v) for v in enforcement.values() if v]) * 1.02
     for label, samples in enforcement.items():
         if samples:
-            ax.hist(samples, bins=40, alpha=0.5, label=label)
+            ax.hist(samples, bins=[top * i / 40 for i in range(41)], alpha=0.5, label=f"{label}")
     ax.axvline(250, color="red", linestyle="--", linewidth=1)
     ax.set_xlabel("ms")
     ax.set_ylabel("trials")

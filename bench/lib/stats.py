@@ -46,3 +46,11 @@ def cdf(samples: Iterable[float]) -> tuple[list[float], list[float]]:
     ordered = sorted(samples)
     n = len(ordered)
     return ordered, [(i + 1) / n for i in range(n)]
+
+
+def thin(samples: Iterable[float], points: int = 1000) -> list[float]:
+    """At most ``points`` ascending values with the same distribution (evenly spaced quantiles)."""
+    ordered = sorted(samples)
+    if len(ordered) <= points:
+        return ordered
+    return [percentile(ordered, i / (points - 1)) for i in range(points)]

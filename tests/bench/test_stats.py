@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from bench.lib.stats import cdf, percentile, rate, summarise
+from bench.lib.stats import cdf, percentile, rate, summarise, thin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,3 +62,16 @@ def test_rate_and_cdf() -> None:
     xs, ys = cdf([3.0, 1.0, 2.0, 2.0])
     assert xs == [1.0, 2.0, 2.0, 3.0]
     assert ys == [0.25, 0.5, 0.75, 1.0]
+
+
+@settings(max_examples=100)
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=3000))
+def test_thinning_keeps_the_distribution(values: list[float]) -> None:
+    thinned = thin(values, points=100)
+    assert len(thinned) == min(len(values), 100)
+    assert thinned == sorted(thinned)
+    assert thinned[0] == min(values) and thinned[-1] == max(values)
+    ordered = sorted(values)
+    assert math.isclose(
+        percentile(thinned, 0.5), percentile(ordered, 0.5), rel_tol=0.05, abs_tol=max(values) * 0.02
+    )

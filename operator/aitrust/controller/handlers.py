@@ -7,7 +7,6 @@ annotations or status of its own onto user objects: Argo CD and Flux see no chur
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 from pathlib import Path
@@ -58,11 +57,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     options = _options(memo)
-    # The kubernetes client is synchronous: its calls run in threads. The default pool (cores + 4)
-    # serialises reconciles, signal commits and policy writes behind each other under load.
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="kube")
-    )
     kube = Kube(load_config(options.kubeconfig))
     opa_policies = None
     if options.opa_urls or options.opa_bundle_port:
