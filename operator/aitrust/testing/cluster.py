@@ -207,6 +207,17 @@ class LocalControlPlane:
                 return bool(r.status == 200)
 
         wait_for("kube-apiserver /readyz after restart", ready, timeout, [proc])
+        # After a long outage client-go's reflectors back off for up to 30 s before re-listing, so
+        # the controllers (default ServiceAccount, GC) would lag behind; restart them instead.
+        kcm = self.process("kube-controller-manager")
+        kcm.stop()
+        kcm.start()
+        wait_for(
+            "kube-controller-manager after API restart",
+            lambda: self._get(ctx, "/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            timeout,
+            [proc, kcm],
+        )
 
     def check_alive(self) -> None:
         for p in self.processes:
