@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+import re
+import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
+from aitrust.core.parsers import base
 from aitrust.core.parsers.base import (
     MAX_CLOCK_SKEW,
     MAX_EVIDENCE_CHARS,
@@ -217,6 +222,57 @@ def test_redact_text_keeps_ordinary_text_and_truncates() -> None:
     clean = redact_text(long)
     assert len(clean) < MAX_EVIDENCE_STRING + 32
     assert clean.endswith("[truncated]")
+
+
+def _redact_reference(text: str, limit: int = MAX_EVIDENCE_STRING) -> str:
+    """What redact_text does, spelled out: every secret pattern in turn over the whole text."""
+    work = text[: limit * 4]
+    for pattern, replacement in base._SECRET_TEXT:
+        work = pattern.sub(replacement, work)
+    if len(work) > limit or len(text) > limit * 4:
+        work = work[:limit] + "...[truncated]"
+    return work
+
+
+# Pieces that reach every secret pattern, its pre-checks, and the characters that case-fold to ASCII.
+_FRAGMENTS = [
+    "token", "TOKEN", "toKen", "secret", "passw", "password", "passwd", "pwd", "api_key", "api-key",
+    "ApiKey", "access_key", "private-key", "credentials", "Authorization", "proxy-", "Bearer ", "basic ",
+    "=", ":", '"', "'", " ", "\t", "-", "--", ".", "_", ",", ";", "&", "/", "@", "://", "user",
+    "eyJhbGciOi", "AKIA", "ASIA", "IOSFODNN7EXAMPLE", "sk-", "hf_", "ghp_", "xoxb-", "AIza", "abcdefghij",
+    "0123456789", "\u017fecret", "pa\u017f\u017fword", "\u212aey", "\u0130", "\u0131", "é", "[REDACTED]",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=6), max_size=60).map("".join),
+    st.sampled_from([16, 64, MAX_EVIDENCE_STRING]),
+)
+def test_redact_text_matches_applying_every_pattern(text: str, limit: int) -> None:
+    assert redact_text(text, limit) == _redact_reference(text, limit)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 40 + "_token=abc " * 60,  # more possible starts than the bounded search tries
+        "MY_VERY_LONG_SERVICE_ACCOUNT_NAME_token: 'v' and db-password=\"p\" & apikey=k",
+        "\u017fecret=1 pa\u017f\u017fword=2 \u212aey=3 \u0130 credent\u0130al=4",
+        "Authorization: Bearer abcdefgh12345678 eyJabcdef.ghijklm.nop AKIAIOSFODNN7EXAMPLE",
+    ],
+)
+def test_redact_text_matches_applying_every_pattern_on_hard_cases(text: str) -> None:
+    assert redact_text(text) == _redact_reference(text)
+
+
+def test_fold_covers_every_character_that_case_insensitive_re_maps_to_ascii() -> None:
+    everything = "".join(map(chr, range(128, 0x110000)))
+    found = set(re.findall(r"(?i)[a-z]", everything))
+    assert found == set("\u0130\u0131\u017f\u212a")
+    for char in found:
+        assert base._fold(char) in string.ascii_lowercase
+        assert re.fullmatch("(?i)" + base._fold(char), char)
 
 
 def test_build_evidence_redacts_by_key_and_by_value() -> None:

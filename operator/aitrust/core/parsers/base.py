@@ -5,13 +5,14 @@ Parsers are total: for any input they either return a ParseResult or raise Paylo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -176,6 +177,9 @@ def type_name(value: Any) -> str:
 # --- timestamps ---------------------------------------------------------------------
 
 
+_SUBMICROSECONDS = re.compile(r"(\.\d{6})\d+")
+
+
 def _parse_timestamp(value: Any) -> datetime:
     # Only RFC 3339 strings: pydantic would also take numbers as epoch seconds or milliseconds.
     if isinstance(value, datetime):
@@ -185,7 +189,7 @@ def _parse_timestamp(value: Any) -> datetime:
         if not 10 <= len(text) <= 64:
             raise ValueError("expected an RFC 3339 timestamp")
         # datetime.fromisoformat takes at most microseconds; Falco sends nanoseconds, Azure 7 digits.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        text = _SUBMICROSECONDS.sub(r"\1", text)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -316,16 +320,134 @@ _SECRET_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-def is_secret_key(key: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def is_secret_key(key: str) -> bool:
+    # Field names repeat from payload to payload; the bounded cache only ever holds short keys.
+    if len(key) > MAX_TAG_LENGTH:
+        return bool(_SECRET_KEY.search(key))
+    return _is_secret_key(key)
+
+
+# Cheap pre-checks, one per _SECRET_TEXT pattern (same order): literals that any match of the
+# pattern must contain, so a pattern runs only on text that can match it. ``all_of`` and
+# ``exact`` are looked for as they are; ``folded`` (for the case-insensitive patterns) in the
+# text as _fold() lower-cases it.
+class _Gate(NamedTuple):
+    all_of: tuple[str, ...] = ()
+    exact: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()
+
+
+_GATES: tuple[_Gate, ...] = (
+    _Gate(folded=("authorization",)),
+    _Gate(folded=("bearer", "basic")),
+    _Gate(folded=("token", "secret", "passw", "pwd", "key", "credential")),
+    _Gate(all_of=("-",), folded=("token", "secret", "passw", "key")),
+    _Gate(exact=("eyJ",)),
+    _Gate(exact=("AKIA", "ASIA")),
+    _Gate(exact=("sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    _Gate(exact=("xox",)),
+    _Gate(exact=("AIza",)),
+    _Gate(all_of=("://", "@")),
+)
+assert len(_GATES) == len(_SECRET_TEXT)
+# Text holding none of these cannot match any of the patterns.
+_FOLDED_NEEDLES = tuple(dict.fromkeys(n for gate in _GATES for n in gate.folded))
+_EXACT_NEEDLES = tuple(
+    dict.fromkeys(n for gate in _GATES if not gate.folded for n in gate.exact or gate.all_of[:1])
+)
+
+# The non-ASCII characters that a case-insensitive ``re`` pattern matches to an ASCII letter
+# (dotted capital I and dotless i to i, long s to s, the Kelvin sign to k); str.lower()
+# alone would miss them.
+_FOLD_TO_ASCII = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _fold(text: str) -> str:
+    """Lower-case ``text`` so an ASCII literal that (?i) finds in it is a substring of the result."""
+    return text.lower() if text.isascii() else text.translate(_FOLD_TO_ASCII).lower()
+
+
+def _gate_open(gate: _Gate, text: str, folded: str) -> bool:
+    if not all(map(text.__contains__, gate.all_of)):
+        return False
+    if gate.exact:
+        return any(map(text.__contains__, gate.exact))
+    if gate.folded:
+        return any(map(folded.__contains__, gate.folded))
+    return True
+
+
+def _may_hold_secret(text: str, folded: str) -> bool:
+    return any(map(folded.__contains__, _FOLDED_NEEDLES)) or any(map(text.__contains__, _EXACT_NEEDLES))
+
+
+# The third pattern ("name=value" with a secret-sounding name) may start anywhere up to 32
+# word characters before its keyword, so a plain scan backtracks at every position of the text.
+# It is run only where it can start: at most 32 [\w.-] characters before a keyword. Both helper
+# patterns carry the same flags as the pattern itself, so they agree with it on every character.
+_ASSIGNMENT = 2
+_ASSIGNMENT_KEYWORDS = re.compile(
+    r"(?i)(?=token|secret|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)"
+)
+_ASSIGNMENT_NAME_RUN = re.compile(r"(?i)[\w.-]{0,32}")
+_ASSIGNMENT_MAX_STARTS = 256
+
+
+def _sub_assignments(pattern: re.Pattern[str], replacement: str, text: str) -> str:
+    """``pattern.sub(replacement, text)``, trying the pattern only where a match can start."""
+    keywords = [m.start() for m in _ASSIGNMENT_KEYWORDS.finditer(text)]
+    if not keywords:
+        return text
+    reverse = text[::-1]
+    starts: list[int] = []
+    for at in keywords:
+        name_run = _ASSIGNMENT_NAME_RUN.match(reverse, len(text) - at)
+        run = name_run.end() - name_run.start() if name_run else 0
+        starts.extend(range(at - run, at + 1))
+    if len(starts) > _ASSIGNMENT_MAX_STARTS:
+        return pattern.sub(replacement, text)
+    # The pattern has no anchors or look-behind and cannot match empty text, so matching at each
+    # possible start in order, resuming after each match, finds exactly the matches sub() finds.
+    out: list[str] = []
+    done = 0
+    for start in sorted(set(starts)):
+        if start < done:
+            continue
+        match = pattern.match(text, start)
+        if match is not None:
+            out.append(text[done:start])
+            out.append(match.expand(replacement))
+            done = match.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
 def redact_text(text: str, limit: int = MAX_EVIDENCE_STRING) -> str:
-    """Scrub secret-looking substrings, then truncate to ``limit`` characters."""
+    """Scrub secret-looking substrings, then truncate to ``limit`` characters.
+
+    The same as applying each of ``_SECRET_TEXT`` in turn with ``re.sub``, only cheaper.
+    """
     # Cut first so the regexes run over bounded input; keep slack for secrets straddling the cut.
     work = text[: limit * 4]
-    for pattern, replacement in _SECRET_TEXT:
-        work = pattern.sub(replacement, work)
+    folded = _fold(work)
+    if _may_hold_secret(work, folded):
+        for index, (pattern, replacement) in enumerate(_SECRET_TEXT):
+            if not _gate_open(_GATES[index], work, folded):
+                continue
+            if index == _ASSIGNMENT:
+                redacted = _sub_assignments(pattern, replacement, work)
+            else:
+                redacted = pattern.sub(replacement, work)
+            if redacted != work:
+                work = redacted
+                folded = _fold(work)
     if len(work) > limit or len(text) > limit * 4:
         work = work[:limit] + TRUNCATED
     return work
@@ -345,6 +467,10 @@ class _Budget:
 
 
 def _scrub(value: Any, depth: int, budget: _Budget, seen: set[int]) -> Any:
+    if isinstance(value, str):
+        clean = redact_text(value)
+        budget.take(len(clean))
+        return clean
     if value is None or isinstance(value, bool):
         budget.take(4)
         return value
@@ -354,10 +480,6 @@ def _scrub(value: Any, depth: int, budget: _Budget, seen: set[int]) -> Any:
     if isinstance(value, float):
         budget.take(8)
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, str):
-        clean = redact_text(value)
-        budget.take(len(clean))
-        return clean
     if isinstance(value, Mapping | list | tuple):
         if depth >= MAX_EVIDENCE_DEPTH or id(value) in seen:
             budget.take(len(TRUNCATED))
