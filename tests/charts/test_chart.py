@@ -272,6 +272,7 @@ def test_default_args() -> None:
         "--signals-max-body-bytes=1048576",
         "--signals-rate-limit=2000",
         "--signals-rate-burst=4000",
+        "--signals-journal-namespace=ops",
     ]
     assert args == expected
 
@@ -591,7 +592,13 @@ def test_helm_install_upgrade_uninstall(kubectl: Kubectl, namespace: str, contro
         kubectl.run("get", "service", fullname, "-n", namespace)
         kubectl.run("get", "networkpolicy", fullname, "-n", namespace)
         kubectl.run(
-            "get", "role,rolebinding", f"{fullname}-secrets", f"{fullname}-leader-election", "-n", namespace
+            "get",
+            "role,rolebinding",
+            f"{fullname}-secrets",
+            f"{fullname}-leader-election",
+            f"{fullname}-signal-journal",
+            "-n",
+            namespace,
         )
         for name in (fullname, f"{fullname}-cluster"):
             kubectl.run("get", "clusterrole", name)

@@ -76,7 +76,9 @@ def test_cluster_roles_grant_exactly_what_the_operator_needs() -> None:
     }
     leases = _grants(one(manifests, "Role", "ait-aitrust-operator-leader-election")["rules"])
     assert leases == {("coordination.k8s.io", "leases", v) for v in (*read, "create", "update", "patch")}
-    assert of_kind(template(sets=["leaderElection.enabled=false"]), "Role") == [
+    journal = _grants(one(manifests, "Role", "ait-aitrust-operator-signal-journal")["rules"])
+    assert journal == {("", "configmaps", v) for v in ("list", "create", "delete")}
+    assert of_kind(template(sets=["leaderElection.enabled=false", "signals.enabled=false"]), "Role") == [
         one(manifests, "Role", "ait-aitrust-operator-secrets")
     ]
 
@@ -168,6 +170,8 @@ ALLOWED = [
     ("watch", "secrets", ("-n", "@OWN@"), ""),
     ("create", "leases.coordination.k8s.io", ("-n", "@OWN@"), ""),
     ("update", "leases.coordination.k8s.io", ("-n", "@OWN@"), ""),
+    ("create", "configmaps", ("-n", "@OWN@"), ""),
+    ("delete", "configmaps", ("-n", "@OWN@"), ""),
 ]
 
 DENIED = [
@@ -187,6 +191,8 @@ DENIED = [
     ("impersonate", "serviceaccounts", ("-n", "@OTHER@"), ""),
     ("create", "serviceaccounts", ("-n", "@OTHER@"), "token"),
     ("get", "configmaps", ("-n", "@OTHER@"), ""),
+    ("create", "configmaps", ("-n", "@OTHER@"), ""),
+    ("update", "configmaps", ("-n", "@OWN@"), ""),
     ("create", "leases.coordination.k8s.io", ("-n", "@OTHER@"), ""),
     ("patch", "customresourcedefinitions.apiextensions.k8s.io", (), ""),
     ("delete", "namespaces", (), ""),

@@ -34,3 +34,23 @@ async def test_a_key_is_never_processed_concurrently_and_reruns_when_dirty() -> 
     assert not overlap
     assert sorted(calls) == ["a", "a", "b"]
     assert len(queue) == 0
+
+
+async def test_urgent_keys_jump_the_queue_and_every_key_still_runs_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    calls: list[str] = []
+
+    async def handle(key: str) -> None:
+        calls.append(key)
+        await asyncio.sleep(0)
+
+    for i in range(50):
+        queue.add(f"routine-{i}")
+    queue.add("routine-40", urgent=True)  # already queued: promoted, not duplicated
+    queue.add("alert", urgent=True)
+    worker = asyncio.create_task(queue.worker(handle))
+    await asyncio.sleep(0.05)
+    worker.cancel()
+    assert calls[:2] == ["routine-40", "alert"]
+    assert sorted(calls) == sorted([f"routine-{i}" for i in range(50)] + ["alert"])
+    assert len(queue) == 0

@@ -115,10 +115,18 @@ def test_falco_alert_lowers_trust_and_counts_once(
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1
     assert r.json()["matched"] == [{"id": event["uuid"], "workloads": [f"{namespace}/agent"]}]
-    # A 2xx means it is already in the API server.
-    after = status(kubectl, namespace)
+    # A 2xx means it is in the API server (the journal); status follows within moments.
+    after = wait_until(
+        lambda: (s := status(kubectl, namespace)).get("signals") and s, timeout=5, interval=0.02
+    )
     assert [s["id"] for s in after["signals"]] == [event["uuid"]]
     assert after["trustScore"] < before["trustScore"]
+
+    def journaled() -> bool:
+        records = kubectl.json("get", "configmaps", "-A", "-l", "aitrust.dev/journal=signals")["items"]
+        return any(event["uuid"] in json.dumps(r.get("data")) for r in records)
+
+    wait_until(lambda: not journaled(), timeout=5)  # applied: its journal record is deleted
     assert any(f["source"] == "signal" for f in after["factors"])
 
     again = post(url, "/v1/signals/falco", event)
@@ -186,6 +194,8 @@ def test_kill_9_right_after_ack_loses_nothing(
         ids.append(event["uuid"])
     proc.kill()  # SIGKILL: no shutdown hooks
     restart()
-    recorded = {s["id"] for s in status(kubectl, namespace)["signals"]}
-    assert set(ids) <= recorded
+    # In status already, or replayed from the journal by the restarted operator.
+    wait_until(
+        lambda: set(ids) <= {s["id"] for s in status(kubectl, namespace).get("signals", [])}, timeout=15
+    )
     wait_until(lambda: status(kubectl, namespace).get("tier") != "trusted", timeout=10)

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import copy
+import json
+from types import SimpleNamespace
 from typing import Any
 
-from aitrust.kube.networkpolicies import _differs, is_ours
+from kubernetes.client.exceptions import ApiException
+
+from aitrust.kube.networkpolicies import _differs, apply_networkpolicy, is_ours
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
 
 DESIRED: dict[str, Any] = {
@@ -48,3 +52,71 @@ def test_manual_edits_are_drift_even_with_our_hash() -> None:
 def test_ownership_is_by_label() -> None:
     assert is_ours(stored(DESIRED))
     assert not is_ours({"metadata": {"labels": {"team": "x"}}})
+
+
+class FakeNetworking:
+    """One stored policy, with the API server's create/replace conflicts."""
+
+    def __init__(self, live: dict[str, Any] | None) -> None:
+        self.live = live
+        self.reads = 0
+        self.writes = 0
+
+    def read_namespaced_network_policy(self, name: str, ns: str, **_: Any) -> Any:
+        self.reads += 1
+        if self.live is None:
+            raise ApiException(status=404)
+        return Raw(self.live)
+
+    def create_namespaced_network_policy(self, ns: str, body: dict[str, Any], **_: Any) -> None:
+        if self.live is not None:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.writes += 1
+        self.live = stored(body)
+
+    def replace_namespaced_network_policy(self, name: str, ns: str, body: dict[str, Any], **_: Any) -> None:
+        assert self.live is not None
+        if body["metadata"]["resourceVersion"] != self.live["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        self.writes += 1
+        self.live = stored(body)
+        self.live["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+
+
+class Raw:
+    def __init__(self, body: Any) -> None:
+        self.data = json.dumps(body).encode()
+
+
+def kube_with(live: dict[str, Any] | None) -> Any:
+    return SimpleNamespace(networking=FakeNetworking(live))
+
+
+def test_a_known_policy_needs_no_read_and_a_stale_guess_costs_one_retry() -> None:
+    kube = kube_with(stored(DESIRED))
+    assert apply_networkpolicy(kube, DESIRED, stored(DESIRED)).outcome == "unchanged"
+    assert kube.networking.reads == 0 and kube.networking.writes == 0
+
+    changed = copy.deepcopy(DESIRED)
+    changed["spec"]["egress"] = [{"to": [{"podSelector": {}}]}]
+    changed["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: "h2"}
+    stale = stored(DESIRED)
+    stale["metadata"]["resourceVersion"] = "41"
+    assert apply_networkpolicy(kube, changed, stale).outcome == "updated"
+    assert kube.networking.reads == 1 and kube.networking.live["spec"]["egress"] == changed["spec"]["egress"]
+
+    # "Known absent" but it exists: the create conflicts, the read finds it, nothing is lost.
+    assert apply_networkpolicy(kube, changed, None).outcome == "unchanged"
+    assert kube.networking.reads == 2
+
+    fresh = kube_with(None)
+    assert apply_networkpolicy(fresh, DESIRED, None).outcome == "created"
+    assert fresh.networking.reads == 0
+
+
+def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() -> None:
+    foreign = stored(DESIRED)
+    foreign["metadata"]["labels"] = {"team": "x"}
+    kube = kube_with(foreign)
+    assert apply_networkpolicy(kube, DESIRED, None).outcome == "foreign"
+    assert kube.networking.writes == 0 and kube.networking.live == foreign

@@ -1,13 +1,17 @@
-"""Group commit, in a unit test with a fake API: a burst on one workload becomes one write."""
+"""Group commit and the journal, with a fake API: a burst is one record, then one status write."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from aitrust.api.v1alpha1 import Severity
+from kubernetes.client.exceptions import ApiException
+
+from aitrust.api.v1alpha1 import Mode, Severity
+from aitrust.controller.journal import MAX_RECORD_BYTES, Inbox, build_journal_records, parse_journal_record
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Store
 from aitrust.core.signal import Signal, WorkloadHint
@@ -17,12 +21,42 @@ from aitrust.server.ingestor import Ingestor
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+class FakeCore:
+    """ConfigMaps in one namespace, as the journal uses them."""
+
+    def __init__(self) -> None:
+        self.config_maps: dict[str, dict[str, Any]] = {}
+        self.creates = 0
+
+    def create_namespaced_config_map(self, ns: str, body: dict[str, Any], **_: Any) -> None:
+        self.creates += 1
+        self.config_maps[body["metadata"]["name"]] = copy.deepcopy(body)
+
+    def list_namespaced_config_map(self, ns: str, **_: Any) -> Any:
+        return Raw({"items": list(self.config_maps.values())})
+
+    def delete_namespaced_config_map(self, name: str, ns: str, **_: Any) -> None:
+        self.config_maps.pop(name, None)
+
+
+class FakeNetworking:
+    def read_namespaced_network_policy(self, *_: Any, **__: Any) -> Any:
+        raise ApiException(status=404)
+
+
+class Raw:
+    def __init__(self, body: Any) -> None:
+        self.data = json.dumps(body).encode()
+
+
 class FakeKube:
-    """Records status patches and applies them, with resourceVersion checks like the API server."""
+    """Status patches with resourceVersion checks like the API server, and the journal's ConfigMaps."""
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.patches = 0
+        self.core = FakeCore()
+        self.networking = FakeNetworking()
 
     def patch_status(
         self, kind: str, ns: str, name: str, status: dict[str, Any], rv: str | None = None
@@ -49,33 +83,116 @@ def signal(i: int) -> Signal:
     )
 
 
-def test_a_burst_of_signals_is_one_status_write() -> None:
-    body = {
-        "apiVersion": "aitrust.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": "agent", "namespace": "ml", "resourceVersion": "1", "generation": 1},
-        "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "agent"}}},
-    }
+BODY = {
+    "apiVersion": "aitrust.dev/v1alpha1",
+    "kind": "AIWorkload",
+    "metadata": {"name": "agent", "namespace": "ml", "resourceVersion": "1", "generation": 1},
+    "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "agent"}}},
+}
+KEY = ("ml", "agent")
+
+
+def reconciler_for(kube: FakeKube) -> Reconciler:
     store = Store()
-    store.upsert("AIWorkload", body)
-    kube = FakeKube(body)
+    store.upsert("AIWorkload", kube.body)
+    return Reconciler(
+        kube,  # type: ignore[arg-type]
+        store,
+        clock=lambda: NOW,
+        default_mode=Mode.AUDIT,
+        journal_namespace="aitrust-system",
+    )
+
+
+async def settle(reconciler: Reconciler) -> None:
+    await reconciler._reconcile(KEY)
+    await asyncio.sleep(0.05)  # the record deletion runs in the background
+
+
+def test_a_burst_is_one_journal_record_then_one_status_write() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
 
     async def run() -> tuple[int, int]:
-        reconciler = Reconciler(kube, store, clock=lambda: NOW)  # type: ignore[arg-type]
+        reconciler = reconciler_for(kube)
         ingestor = Ingestor(reconciler, window=0.2)  # wide enough that the whole burst queues first
         ingestor.start()
-        results = await asyncio.gather(
-            *(ingestor.submit(("ml", "agent"), [signal(i % 1000)]) for i in range(1000))
-        )
-        again = await ingestor.submit(("ml", "agent"), [signal(1)])
+        results = await asyncio.gather(*(ingestor.submit(KEY, [signal(i % 1000)]) for i in range(1000)))
+        again = await ingestor.submit(KEY, [signal(1)])
+        # Acknowledged means journaled: nothing is in status yet, all of it is in the record.
+        assert kube.patches == 0
+        assert kube.core.creates == 1
+        assert len(reconciler.inbox) == 1000
+        await settle(reconciler)
         await ingestor.stop()
         return sum(r.added for r in results), again.duplicates
 
     added, duplicates = asyncio.run(run())
     assert added == 1000
-    assert kube.patches == 1  # group commit: one write for the burst
     assert duplicates == 1
+    assert kube.patches == 1  # one status write for the burst
     assert len(kube.body["status"]["signals"]) == 100  # bounded, most recent/severe kept
+    assert kube.core.config_maps == {}  # applied: the record is gone
+
+
+def test_a_killed_operators_journal_is_replayed_once() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def acknowledge_then_die() -> None:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler)
+        ingestor.start()
+        await ingestor.submit(KEY, [signal(1), signal(2)])
+        await ingestor.stop()  # "killed": nothing was applied
+
+    asyncio.run(acknowledge_then_die())
+    assert kube.patches == 0 and len(kube.core.config_maps) == 1
+
+    async def restart() -> int:
+        reconciler = reconciler_for(kube)
+        reconciler.replay_journal()
+        waiting = len(reconciler.inbox)
+        await settle(reconciler)
+        return waiting
+
+    assert asyncio.run(restart()) == 2
+    assert {s["id"] for s in kube.body["status"]["signals"]} >= {"evt-1", "evt-2"}
+    assert kube.core.config_maps == {}
+
+    # A record left over after its signals reached status (killed before the delete) changes nothing.
+    kube.core.create_namespaced_config_map("aitrust-system", build_journal_records([(KEY, signal(1))])[0])
+    before = copy.deepcopy(kube.body["status"])
+
+    async def restart_again() -> None:
+        reconciler = reconciler_for(kube)
+        reconciler.replay_journal()
+        await settle(reconciler)
+
+    asyncio.run(restart_again())
+    assert kube.body["status"]["signals"] == before["signals"]
+    assert kube.core.config_maps == {}
+
+
+def test_journal_records_split_under_the_configmap_cap_and_round_trip() -> None:
+    entries = [(("ns", f"w{i % 7}"), signal(i)) for i in range(5000)]
+    records = build_journal_records(entries)
+    assert len(records) > 1
+    assert all(len(r["data"]["signals.json"]) <= MAX_RECORD_BYTES for r in records)
+    assert len({r["metadata"]["name"] for r in records}) == len(records)
+    assert [e for r in records for e in parse_journal_record(r)] == entries
+    broken = {"data": {"signals.json": "not json\n" + records[0]["data"]["signals.json"]}}
+    assert len(parse_journal_record(broken)) == len(parse_journal_record(records[0]))
+
+
+def test_inbox_settles_records_only_when_every_signal_is_applied() -> None:
+    inbox = Inbox()
+    inbox.add("r1", [(KEY, signal(1)), (("ml", "other"), signal(2))])
+    inbox.add("r2", [(KEY, signal(1)), (KEY, signal(3))])  # evt-1 again: counted once
+    assert len(inbox) == 3
+    assert inbox.holds(KEY, "evt-3") and not inbox.holds(("ml", "other"), "evt-3")
+    assert inbox.settle(KEY, ["evt-1", "evt-3"]) == ["r2"]
+    assert inbox.drop(("ml", "other")) == ["r1"]
+    assert len(inbox) == 0 and inbox.workloads() == []
+    assert inbox.empty_records(["r1", "r3"]) == ["r1", "r3"]
 
 
 def test_rate_limiter_and_tokens() -> None:

@@ -77,6 +77,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         resync_seconds=options.resync_seconds,
         default_mode=options.default_policy_mode,
         namespaces=options.namespaces,
+        journal_namespace=options.signals_journal_namespace if options.signals_port else None,
     )
     memo["reconciler"] = reconciler
     memo["leading"] = False

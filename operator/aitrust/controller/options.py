@@ -36,6 +36,7 @@ class OperatorOptions:
     signals_max_body_bytes: int = 1 << 20
     signals_rate_limit: float = 5000.0
     signals_rate_burst: float = 10000.0
+    signals_journal_namespace: str | None = None
     opa_urls: tuple[str, ...] = ()
     opa_token_file: str | None = None
     opa_bundle_port: int = 0
@@ -71,6 +72,9 @@ class OperatorOptions:
             signals_max_body_bytes=args.signals_max_body_bytes,
             signals_rate_limit=args.signals_rate_limit,
             signals_rate_burst=args.signals_rate_burst,
+            signals_journal_namespace=(
+                args.signals_journal_namespace or pod_ns or args.secrets_namespace or "default"
+            ),
             opa_urls=tuple(dict.fromkeys(args.opa_url or ())),
             opa_token_file=args.opa_token_file,
             opa_bundle_port=args.opa_bundle_port,
@@ -122,6 +126,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     sig.add_argument("--signals-max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
     sig.add_argument("--signals-rate-limit", type=float, default=5000.0, help="requests/s per caller; 0: off")
     sig.add_argument("--signals-rate-burst", type=float, default=10000.0, help="burst size per caller")
+    sig.add_argument(
+        "--signals-journal-namespace",
+        help="namespace of the journal ConfigMaps that make acknowledged signals durable "
+        "(default: own, else --secrets-namespace, else default)",
+    )
     opa = run.add_argument_group("OPA")
     opa.add_argument(
         "--opa-url",

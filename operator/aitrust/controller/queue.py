@@ -1,8 +1,12 @@
-"""A de-duplicating work queue: a key is processed by one worker at a time and never queued twice."""
+"""A de-duplicating work queue: a key is processed by one worker at a time and never queued twice.
+
+Urgent keys (a signal that can move a tier) are served before routine ones (resyncs, noise).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -12,16 +16,25 @@ K = TypeVar("K", bound=Hashable)
 class WorkQueue(Generic[K]):
     def __init__(self) -> None:
         self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._urgent: collections.deque[K] = collections.deque()
         self._pending: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
+        self._dirty_urgent: set[K] = set()
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         if key in self._active:
             self._dirty.add(key)  # re-run once the current pass ends
+            if urgent:
+                self._dirty_urgent.add(key)
         elif key not in self._pending:
             self._pending.add(key)
+            if urgent:
+                self._urgent.append(key)
+            # The queue entry only wakes a worker; an urgent key is taken from the deque first.
             self._queue.put_nowait(key)
+        elif urgent and key not in self._urgent:
+            self._urgent.append(key)
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._active)
@@ -29,6 +42,15 @@ class WorkQueue(Generic[K]):
     async def worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
         while True:
             key = await self._queue.get()
+            while self._urgent:
+                candidate = self._urgent.popleft()
+                if candidate in self._pending:
+                    if candidate != key:
+                        self._queue.put_nowait(key)  # the wake-up taken stays owed to its key
+                    key = candidate
+                    break
+            if key not in self._pending:
+                continue  # a stale wake-up: the key was served as urgent
             self._pending.discard(key)
             self._active.add(key)
             try:
@@ -37,4 +59,6 @@ class WorkQueue(Generic[K]):
                 self._active.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)
-                    self.add(key)
+                    urgent = key in self._dirty_urgent
+                    self._dirty_urgent.discard(key)
+                    self.add(key, urgent)

@@ -29,16 +29,24 @@ from aitrust.api.v1alpha1 import (
     TrustPolicy,
     TrustPolicySpec,
 )
+from aitrust.controller.journal import Inbox, parse_journal_record
 from aitrust.controller.queue import WorkQueue
 from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
+from aitrust.core.ingest import build_ingestion
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
 from aitrust.kube.client import Kube
-from aitrust.kube.networkpolicies import apply_networkpolicy, delete_networkpolicy
+from aitrust.kube.journal import delete_journal_record, list_journal_records
+from aitrust.kube.networkpolicies import (
+    apply_networkpolicy,
+    delete_networkpolicy,
+    list_managed_networkpolicies,
+    matches_desired,
+)
 from aitrust.kube.opa import OpaTarget
 from aitrust.render.networkpolicy import (
     endpoint_policy_name,
@@ -52,6 +60,7 @@ from aitrust.render.opa import render_opa_data, render_opa_subjects, render_opa_
 log = logging.getLogger("aitrust.reconciler")
 
 Clock = Callable[[], datetime]
+ABSENT: dict[str, Any] = {}  # an audit-mode workload's policy: verified deleted
 TargetKey = tuple[str, str, str]
 
 
@@ -81,6 +90,7 @@ class Reconciler:
         resync_seconds: float = 30.0,
         default_mode: Mode = Mode.ENFORCE,
         namespaces: tuple[str, ...] = (),
+        journal_namespace: str | None = None,
     ) -> None:
         self.kube = kube
         self.store = store
@@ -93,8 +103,17 @@ class Reconciler:
         self.default_mode = default_mode
         self.opa_policies = opa_policies or {}
         self.namespaces = namespaces
+        self.journal_namespace = journal_namespace
+        self.inbox = Inbox()
+        # What each workload's NetworkPolicy was last written or verified as; the watch on our
+        # policies drops an entry when the live object stops matching it (manual edit, deletion).
+        self.applied_policies: dict[Key, dict[str, Any]] = {}
+        # Our policies as listed at start (kept current by the watch) until each is first
+        # reconciled: a cold start then needs no read per workload. None: known absent.
+        self._listed_policies: dict[Key, dict[str, Any] | None] | None = None
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._deletions: set[asyncio.Task[None]] = set()
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -110,7 +129,10 @@ class Reconciler:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.initial_sync)
+        await asyncio.to_thread(self.replay_journal)
         self.synced.set()
+        for key in self.inbox.workloads():
+            self.queue.add(key, urgent=True)
         for body in self.store.all("AIWorkload"):
             self.queue.add(_key(body))
         for target in self.opa_targets:
@@ -138,6 +160,44 @@ class Reconciler:
         for kind in ("Pod", "Service", "ServiceAccount"):
             for item in self.kube.list_core(kind, self.namespaces):
                 self.store.upsert(kind, item)
+        listed: dict[Key, dict[str, Any] | None] = {
+            (p["metadata"]["namespace"], p["metadata"]["name"]): p
+            for p in list_managed_networkpolicies(self.kube, self.namespaces)
+        }
+        self._listed_policies = listed
+
+    def replay_journal(self) -> None:
+        """Signals a killed predecessor acknowledged but had not yet put into status."""
+        if self.journal_namespace is None:
+            return
+        records = list_journal_records(self.kube, self.journal_namespace)
+        for record in records:
+            entries = [
+                (key, signal)
+                for key, signal in parse_journal_record(record)
+                if self.store.get("AIWorkload", *key) is not None  # deleted workloads need nothing
+            ]
+            self.inbox.add(record["metadata"]["name"], entries)
+        names = [r["metadata"]["name"] for r in records]
+        for name in self.inbox.empty_records(names):
+            delete_journal_record(self.kube, self.journal_namespace, name)
+        if records:
+            log.info("journal: %d signal(s) from %d record(s) to apply", len(self.inbox), len(records))
+
+    def _settle(self, key: Key, signal_ids: list[str]) -> None:
+        done = self.inbox.settle(key, signal_ids)
+        if done and self.journal_namespace is not None:
+            task = asyncio.create_task(self._delete_records(done))
+            self._deletions.add(task)
+            task.add_done_callback(self._deletions.discard)
+
+    async def _delete_records(self, names: list[str]) -> None:
+        assert self.journal_namespace is not None
+        for name in names:
+            try:
+                await asyncio.to_thread(delete_journal_record, self.kube, self.journal_namespace, name)
+            except Exception as exc:  # left over: replayed (and de-duplicated) on the next start
+                log.warning("journal record %s not deleted: %s", name, exc)
 
     async def _periodic_resync(self) -> None:
         # Signal penalties decay with time, so trust must be recomputed without any event.
@@ -215,8 +275,17 @@ class Reconciler:
         """A generated policy changed or vanished: re-render it (reverting manual edits)."""
         meta = body["metadata"]
         labels = meta.get("labels") or {}
+        listed = self._listed_policies
+        if listed is not None and (meta["namespace"], meta["name"]) in listed:
+            listed[(meta["namespace"], meta["name"])] = None if deleted else body
         if "aitrust.dev/workload" in labels:
-            self.queue.add((meta["namespace"], labels["aitrust.dev/workload"]))
+            key = (meta["namespace"], labels["aitrust.dev/workload"])
+            applied = self.applied_policies.get(key)
+            echo = applied and not deleted and applied["metadata"]["name"] == meta["name"]
+            if applied and echo and matches_desired(body, applied):
+                return  # the echo of our own write
+            self.applied_policies.pop(key, None)
+            self.queue.add(key)
         elif "aitrust.dev/endpoint" in labels:
             kind = labels.get("aitrust.dev/endpoint-kind", "ModelEndpoint")
             self.endpoint_queue.add((kind, meta["namespace"], labels["aitrust.dev/endpoint"]))
@@ -340,14 +409,30 @@ class Reconciler:
             await self._report_invalid(key, body, exc, now)
             return
         started = time.monotonic()
-        evaluation = build_evaluation(self.gather_inputs(workload), now)
+        inputs = self.gather_inputs(workload)
+        waiting = self.inbox.pending(key)
+        added: list[dict[str, Any]] = []
+        if waiting:
+            ingestion = build_ingestion(workload.status, waiting, inputs.policy, now)
+            status_in = workload.status.model_copy(
+                update={"signals": ingestion.signals, "baseline": ingestion.baseline}
+            )
+            inputs = inputs.model_copy(update={"workload": workload.model_copy(update={"status": status_in})})
+            added = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
+        evaluation = build_evaluation(inputs, now)
         before = workload.status.tier
         enforced = await self.enforce(workload, evaluation, now)
         conditions = merge_conditions(evaluation.status.conditions, [enforced])
         status = evaluation.status.model_copy(
             update={"conditions": build_kstatus_conditions(conditions, workload.metadata.generation, now)}
-        )
-        await self._write_status(key, body, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        ).model_dump(by_alias=True, exclude_none=True, mode="json")
+        if added:
+            # Keep every new record even if pruning would drop one: it was acknowledged.
+            kept = {r["id"] for r in status.get("signals", [])}
+            missing = [r for r in added if r["id"] not in kept]
+            status["signals"] = (status.get("signals", []) + missing)[-100:]
+        if await self._write_status(key, body, status) and waiting:
+            self._settle(key, [s.id for s in waiting])
         if before is not evaluation.result.tier and enforced.status == "True":
             metrics.ENFORCEMENT_LATENCY.observe(time.monotonic() - started)
             log.info(
@@ -410,12 +495,25 @@ class Reconciler:
         return build_condition("Enforced", True, "Enforced", message, generation, now, previous)
 
     def _apply_workload_policy(self, workload: AIWorkload, eff: EffectiveTrust) -> str:
+        key = (workload.metadata.namespace, workload.metadata.name)
         name = workload_policy_name(workload.metadata.name)
         if eff.mode is Mode.AUDIT:
-            delete_networkpolicy(self.kube, workload.metadata.namespace, name)
+            if self.applied_policies.get(key) != ABSENT:
+                delete_networkpolicy(self.kube, workload.metadata.namespace, name)
+                self.applied_policies[key] = ABSENT
             return "audit"
         owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
-        return apply_networkpolicy(self.kube, render_workload_policy(eff, owner)).outcome
+        desired = render_workload_policy(eff, owner)
+        if self.applied_policies.get(key) == desired:
+            return "unchanged"  # as last written, and the watch has seen no change since
+        listed = self._listed_policies
+        if listed is not None and key not in self.applied_policies:
+            outcome = apply_networkpolicy(self.kube, desired, listed.pop((key[0], name), None)).outcome
+        else:
+            outcome = apply_networkpolicy(self.kube, desired).outcome
+        if outcome in ("created", "updated", "unchanged"):
+            self.applied_policies[key] = desired
+        return outcome
 
     async def _push_opa(self, eff: EffectiveTrust) -> bool:
         if not self.opa_targets:
@@ -436,6 +534,8 @@ class Reconciler:
 
     async def _forget(self, key: Key) -> None:
         """The AIWorkload is gone: its NetworkPolicy is garbage-collected; drop OPA data and metrics."""
+        self._settle(key, [s.id for s in self.inbox.pending(key)])
+        self.applied_policies.pop(key, None)
         eff = self.effective.pop(key, None)
         metrics.forget_workload(*key)
         if eff is None:
@@ -493,10 +593,11 @@ class Reconciler:
         }
         await self._write_status(key, body, status)
 
-    async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> None:
+    async def _write_status(self, key: Key, body: dict[str, Any], status: dict[str, Any]) -> bool:
+        """True when the status now holds ``status`` (written, or already equal)."""
         current = body.get("status") or {}
         if all(current.get(k) == v for k, v in status.items()):
-            return  # nothing changed: no write, no churn
+            return True  # nothing changed: no write, no churn
         try:
             updated = await asyncio.to_thread(
                 self.kube.patch_status,
@@ -508,16 +609,17 @@ class Reconciler:
             )
         except ApiException as exc:
             if exc.status == 404:
-                return
+                return False
             if exc.status == 409:
-                # Someone (signal ingestion) wrote first; recompute from the newer object.
+                # Someone wrote first (a user, another replica); recompute from the newer object.
                 fresh = await asyncio.to_thread(self.kube.get_custom, "AIWorkload", key[0], key[1])
                 if fresh is not None:
                     self.store.upsert("AIWorkload", fresh)
-                self.queue.add(key)
-                return
+                self.queue.add(key, urgent=bool(self.inbox.pending(key)))
+                return False
             raise
         self.store.upsert("AIWorkload", updated)
+        return True
 
 
 async def _guarded(kind: str, key: tuple[str, ...], work: Coroutine[Any, Any, None]) -> bool:

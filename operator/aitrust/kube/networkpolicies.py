@@ -41,6 +41,10 @@ def _differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     return bool(_normalise(live.get("spec") or {}) != _normalise(desired["spec"]))
 
 
+def matches_desired(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    return is_ours(live) and not _differs(live, desired)
+
+
 def _normalise(spec: dict[str, Any]) -> str:
     return json.dumps(_prune(spec), sort_keys=True)
 
@@ -54,24 +58,75 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def apply_networkpolicy(kube: Kube, desired: dict[str, Any]) -> ApplyResult:
+def apply_networkpolicy(
+    kube: Kube, desired: dict[str, Any], live: dict[str, Any] | Literal[False] | None = False
+) -> ApplyResult:
+    """Create, update or leave the policy. ``live``: the stored object if the caller knows it
+    (None: known absent), which saves the read; a stale guess costs a 409 and one retry."""
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    if live is False:
+        live = read_networkpolicy(kube, ns, name)
     try:
-        live_obj: dict[str, Any] = raw_json(
-            kube.networking.read_namespaced_network_policy(name, ns, _preload_content=False)
+        return _write(kube, desired, live)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        return _write(kube, desired, read_networkpolicy(kube, ns, name))
+
+
+def read_networkpolicy(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        live: dict[str, Any] = raw_json(
+            kube.networking.read_namespaced_network_policy(name, namespace, _preload_content=False)
         )
     except ApiException as exc:
-        if exc.status != 404:
-            raise
-        kube.networking.create_namespaced_network_policy(ns, desired, field_manager=FIELD_MANAGER)  # type: ignore[arg-type]
+        if exc.status == 404:
+            return None
+        raise
+    return live
+
+
+def list_managed_networkpolicies(kube: Kube, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    selector = "=".join(MANAGED_BY)
+    if namespaces:
+        calls = [
+            kube.networking.list_namespaced_network_policy(
+                ns, label_selector=selector, _preload_content=False
+            )
+            for ns in namespaces
+        ]
+    else:
+        calls = [
+            kube.networking.list_network_policy_for_all_namespaces(
+                label_selector=selector, _preload_content=False
+            )
+        ]
+    return [i for raw in calls for i in raw_json(raw)["items"]]
+
+
+def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
+    ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    if live is None:
+        kube.networking.create_namespaced_network_policy(
+            ns,
+            desired,  # type: ignore[arg-type]
+            field_manager=FIELD_MANAGER,
+            _preload_content=False,
+        )
         return ApplyResult(name, "created")
-    if not is_ours(live_obj):
+    if not is_ours(live):
         return ApplyResult(name, "foreign")
-    if not _differs(live_obj, desired):
+    if not _differs(live, desired):
         return ApplyResult(name, "unchanged")
     body = dict(desired)
-    body["metadata"] = {**desired["metadata"], "resourceVersion": live_obj["metadata"]["resourceVersion"]}
-    kube.networking.replace_namespaced_network_policy(name, ns, body, field_manager=FIELD_MANAGER)  # type: ignore[arg-type]
+    body["metadata"] = {**desired["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
+    kube.networking.replace_namespaced_network_policy(
+        name,
+        ns,
+        body,  # type: ignore[arg-type]
+        field_manager=FIELD_MANAGER,
+        _preload_content=False,
+    )
     return ApplyResult(name, "updated")
 
 
@@ -88,7 +143,7 @@ def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
     if not is_ours(live):
         return ApplyResult(name, "foreign")
     try:
-        kube.networking.delete_namespaced_network_policy(name, namespace)
+        kube.networking.delete_namespaced_network_policy(name, namespace, _preload_content=False)
     except ApiException as exc:
         if exc.status != 404:
             raise

@@ -37,6 +37,8 @@ class OpaTarget:
     _client: httpx.AsyncClient | None = None
     _task: asyncio.Task[None] | None = None
     _resync: asyncio.Event = field(default_factory=asyncio.Event)
+    # Documents OPA holds since the last full sync: an unchanged one is not written again.
+    _pushed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -70,6 +72,7 @@ class OpaTarget:
         data["meta"] = {"revision": revision}
         r = await self.client.put("/v1/data/aitrust", json=data)
         r.raise_for_status()
+        self._pushed.clear()
         self.revision = revision
         self.synced.set()
         log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
@@ -79,10 +82,13 @@ class OpaTarget:
         if not self.synced.is_set():
             return False
         url = "/v1/data/" + "/".join(path)
+        if url in self._pushed and self._pushed[url] == document:
+            return True
         try:
             r = await (self.client.delete(url) if document is None else self.client.put(url, json=document))
             if r.status_code not in (200, 204, 404):
                 r.raise_for_status()
+            self._pushed[url] = document
             return True
         except httpx.HTTPError as exc:
             log.warning("OPA %s write failed (%s); scheduling a full re-sync", self.url, exc)
@@ -91,6 +97,7 @@ class OpaTarget:
             return False
 
     def request_resync(self) -> None:
+        self._pushed.clear()
         self.synced.clear()
         self._resync.set()
 
@@ -114,6 +121,7 @@ class OpaTarget:
             except Exception as exc:  # any failure means: retry with backoff
                 log.warning("OPA %s unreachable or failing (%s); retrying in %.1fs", self.url, exc, backoff)
                 self.on_error(self.url)
+                self._pushed.clear()
                 self.synced.clear()
                 self._resync.set()
                 await asyncio.sleep(backoff)

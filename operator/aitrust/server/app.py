@@ -7,6 +7,7 @@ import collections
 import json
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +78,6 @@ class SignalApi:
     async def handle_signal(self, request: web.Request) -> web.Response:
         kind = ENDPOINTS[request.path]
         source = SOURCE_OF[kind]
-        self.tokens.maybe_refresh()
         caller = self.tokens.authenticate(request.headers.get("Authorization"))
         if caller is None:
             metrics.SIGNALS.labels(source, "rejected").inc()
@@ -156,13 +156,11 @@ class SignalApi:
         return web.json_response(body, status=200)
 
     async def handle_unmatched(self, request: web.Request) -> web.Response:
-        self.tokens.maybe_refresh()
         if self.tokens.authenticate(request.headers.get("Authorization")) is None:
             return _error(401, "missing or invalid bearer token")
         return web.json_response({"unmatched": list(self.unmatched)})
 
     async def handle_shadow(self, request: web.Request) -> web.Response:
-        self.tokens.maybe_refresh()
         if self.tokens.authenticate(request.headers.get("Authorization")) is None:
             return _error(401, "missing or invalid bearer token")
         current = self.shadow.current if self.shadow is not None else []
@@ -184,8 +182,14 @@ class SignalApi:
             body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    async def _token_refresher(self, _: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.tokens.keep_fresh(), name="signal token refresh")
+        yield
+        task.cancel()
+
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body + 1)
+        app.cleanup_ctx.append(self._token_refresher)
         for path in ENDPOINTS:
             app.router.add_post(path, self.handle_signal)
         app.router.add_get("/v1/signals/unmatched", self.handle_unmatched)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
@@ -54,9 +55,11 @@ class TokenStore:
         self._tokens = {name: token.encode() for name, token in tokens.items() if len(token) >= 16}
         self._loaded_at = time.monotonic()
 
-    def maybe_refresh(self) -> None:
-        if time.monotonic() - self._loaded_at > self.ttl:
-            self.refresh()
+    async def keep_fresh(self) -> None:
+        """Re-read every ``ttl`` seconds off the event loop: requests never wait for the API."""
+        while True:
+            await asyncio.sleep(self.ttl)
+            await asyncio.to_thread(self.refresh)
 
     def authenticate(self, header: str | None) -> str | None:
         """The caller's name for a valid ``Bearer`` header, else None. Constant-time per token."""

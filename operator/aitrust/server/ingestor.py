@@ -1,4 +1,9 @@
-"""Group commit: signals for a few milliseconds become one status patch per workload, then all are acked."""
+"""Group commit: signals of a few milliseconds become one journal record, then all are acked.
+
+The acknowledgement waits for the journal record only (one API write, whatever the number of
+workloads), not for the status writes: reconciles fold the journaled signals into each workload's
+status and enforce the new tier right after (see ``aitrust.controller.journal``).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from aitrust.api.v1alpha1 import AIWorkload
+from aitrust.api.v1alpha1 import Severity
+from aitrust.controller.journal import build_journal_records
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Key
-from aitrust.core.evaluate import build_evaluation
-from aitrust.core.ingest import build_ingestion
 from aitrust.core.signal import Signal
+from aitrust.kube.journal import create_journal_record
 
 log = logging.getLogger("aitrust.ingest")
+
+# Signals that can move a tier jump the reconcile queue, ahead of routine noise.
+URGENT = {Severity.CRITICAL, Severity.HIGH}
 
 
 class CommitError(Exception):
@@ -32,15 +37,30 @@ class Committed:
     duplicates: int
 
 
+Pending = list[tuple[Signal, "asyncio.Future[Committed]"]]
+
+
 class Ingestor:
-    def __init__(self, reconciler: Reconciler, window: float = 0.005, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        window: float = 0.005,
+        max_in_flight: int = 4,
+        max_backlog: int = 200_000,
+    ) -> None:
+        if reconciler.journal_namespace is None:
+            raise ValueError("signal ingestion needs a journal namespace")
         self.reconciler = reconciler
+        self.namespace = reconciler.journal_namespace
         self.window = window
-        self.max_attempts = max_attempts
-        self._pending: dict[Key, list[tuple[Signal, asyncio.Future[Committed]]]] = defaultdict(list)
+        self.max_backlog = max_backlog
+        self._pending: dict[Key, Pending] = defaultdict(list)
         self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._task: asyncio.Task[None] | None = None
-        # Ids committed by this process: status keeps only the most relevant 100 records, so
+        self._commits: set[asyncio.Task[None]] = set()
+        self._in_flight: set[tuple[Key, str]] = set()
+        # Ids acknowledged by this process: status keeps only the most relevant 100 records, so
         # replays of older deliveries are caught here (and by the status after a restart).
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
         self.max_remembered = 100_000
@@ -53,6 +73,8 @@ class Ingestor:
             self._task.cancel()
 
     async def submit(self, key: Key, signals: Sequence[Signal]) -> Committed:
+        if len(self.reconciler.inbox) >= self.max_backlog:
+            raise CommitError(f"{len(self.reconciler.inbox)} signals are waiting to be applied")
         loop = asyncio.get_running_loop()
         futures = []
         for signal in signals:
@@ -68,75 +90,81 @@ class Ingestor:
             await self._wakeup.wait()
             await asyncio.sleep(self.window)
             self._wakeup.clear()
+            # Several commits in flight: a slow write does not hold the next batch back.
+            await self._slots.acquire()
             batch, self._pending = self._pending, defaultdict(list)
-            await asyncio.gather(*(self._commit_key(key, items) for key, items in batch.items()))
+            task = asyncio.create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
 
-    async def _commit_key(self, key: Key, items: list[tuple[Signal, asyncio.Future[Committed]]]) -> None:
-        fresh = [s for s, _ in items if (key, s.id) not in self._committed]
+    def _is_duplicate(self, key: Key, signal_id: str, in_status: set[str]) -> bool:
+        return (
+            (key, signal_id) in self._committed
+            or (key, signal_id) in self._in_flight
+            or self.reconciler.inbox.holds(key, signal_id)
+            or signal_id in in_status
+        )
+
+    async def _commit(self, batch: dict[Key, Pending]) -> None:
         try:
-            added, duplicate_ids = await self._commit(key, fresh) if fresh else (0, set())
+            await self._journal(batch)
+        except Exception as exc:  # never leave a caller waiting
+            log.exception("signal commit failed")
+            for items in batch.values():
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(CommitError(str(exc)))
+        finally:
+            self._slots.release()
+
+    async def _journal(self, batch: dict[Key, Pending]) -> None:
+        fresh: list[tuple[Key, Signal]] = []
+        outcome: list[tuple[asyncio.Future[Committed], bool]] = []
+        for key, items in batch.items():
+            in_status = self._status_ids(key)
+            seen: set[str] = set()
+            for signal, fut in items:
+                new = signal.id not in seen and not self._is_duplicate(key, signal.id, in_status)
+                seen.add(signal.id)
+                if new:
+                    fresh.append((key, signal))
+                outcome.append((fut, new))
+        claimed = {(key, signal.id) for key, signal in fresh}
+        self._in_flight |= claimed
+        try:
+            records = build_journal_records(fresh)
+            names = await asyncio.gather(
+                *(
+                    asyncio.to_thread(create_journal_record, self.reconciler.kube, self.namespace, r)
+                    for r in records
+                )
+            )
         except Exception as exc:
-            log.warning("could not commit %d signal(s) for %s/%s: %s", len(items), *key, exc)
-            for _, fut in items:
+            log.warning("could not journal %d signal(s): %s", len(fresh), exc)
+            for fut, _ in outcome:
                 if not fut.done():
                     fut.set_exception(CommitError(str(exc)))
             return
-        fresh_ids = {s.id for s in fresh} - duplicate_ids
-        for signal, fut in items:
-            if not fut.done():
-                new = signal.id in fresh_ids
-                fresh_ids.discard(signal.id)  # the same id twice in one batch counts once
-                fut.set_result(Committed(1 if new else 0, 0 if new else 1))
-        for signal in fresh:
+        finally:
+            self._in_flight -= claimed
+        start = 0
+        for name, record in zip(names, records, strict=True):
+            count = record["data"]["signals.json"].count("\n") + 1
+            self.reconciler.inbox.add(name, fresh[start : start + count])
+            start += count
+        for key, signal in fresh:
             self._committed[(key, signal.id)] = None
         while len(self._committed) > self.max_remembered:
             self._committed.popitem(last=False)
-        if added:
-            self.reconciler.queue.add(key)  # fast path: enforce the new tier now
+        for fut, new in outcome:
+            if not fut.done():
+                fut.set_result(Committed(1 if new else 0, 0 if new else 1))
+        urgent = {key for key, signal in fresh if signal.severity in URGENT}
+        for key in urgent:
+            self.reconciler.queue.add(key, urgent=True)
+        for key in {key for key, _ in fresh} - urgent:
+            self.reconciler.queue.add(key)
 
-    async def _commit(self, key: Key, signals: list[Signal]) -> tuple[int, set[str]]:
-        rec = self.reconciler
-        body: dict[str, Any] | None = rec.store.get("AIWorkload", *key)
-        for attempt in range(self.max_attempts):
-            if body is None:
-                raise CommitError(f"AIWorkload {key[0]}/{key[1]} is gone")
-            workload = AIWorkload.model_validate(body)
-            now = rec.clock()
-            inputs = rec.gather_inputs(workload)
-            ingestion = build_ingestion(workload.status, signals, inputs.policy, now)
-            if not ingestion.added:
-                return 0, set(ingestion.duplicates)
-            updated = workload.model_copy(
-                update={
-                    "status": workload.status.model_copy(
-                        update={"signals": ingestion.signals, "baseline": ingestion.baseline}
-                    )
-                }
-            )
-            evaluation = build_evaluation(inputs.model_copy(update={"workload": updated}), now)
-            status = evaluation.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-            # Keep every new record even if pruning would drop one: it was acknowledged.
-            kept = {s["id"] for s in status.get("signals", [])}
-            missing = [
-                r.model_dump(by_alias=True, exclude_none=True, mode="json")
-                for r in ingestion.added
-                if r.id not in kept
-            ]
-            status["signals"] = (status.get("signals", []) + missing)[-100:]
-            try:
-                result = await asyncio.to_thread(
-                    rec.kube.patch_status,
-                    "AIWorkload",
-                    key[0],
-                    key[1],
-                    status,
-                    body["metadata"]["resourceVersion"],
-                )
-            except ApiException as exc:
-                if exc.status == 409 and attempt + 1 < self.max_attempts:
-                    body = await asyncio.to_thread(rec.kube.get_custom, "AIWorkload", key[0], key[1])
-                    continue
-                raise
-            rec.store.upsert("AIWorkload", result)
-            return len(ingestion.added), set(ingestion.duplicates)
-        raise CommitError("too many concurrent updates")
+    def _status_ids(self, key: Key) -> set[str]:
+        body = self.reconciler.store.get("AIWorkload", *key) or {}
+        return {r.get("id") for r in (body.get("status") or {}).get("signals") or []}

@@ -1,0 +1,129 @@
+"""The signal journal: acknowledged signals wait here until their workload's status holds them.
+
+A signal is acknowledged once its journal record (one ConfigMap per group commit, in the
+operator's namespace) is stored by the API server. One write per commit, whatever the number of
+workloads, is what lets ingestion outpace status writes; reconciles then fold every waiting
+signal of a workload into one status write, and the record is deleted when all of its signals
+are in status. On start the leader replays the records left by a predecessor that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aitrust.controller.store import Key
+from aitrust.core.signal import Signal
+
+JOURNAL_LABEL = ("aitrust.dev/journal", "signals")
+RECORD_KEY = "signals.json"
+# ConfigMaps are capped at 1 MiB; stay well below it.
+MAX_RECORD_BYTES = 700_000
+
+
+def build_journal_records(entries: Sequence[tuple[Key, Signal]]) -> list[dict[str, Any]]:
+    """ConfigMap bodies (without namespace) holding ``entries``, split to stay under the size cap."""
+    records: list[dict[str, Any]] = []
+    chunk: list[str] = []
+    size = 0
+    for key, signal in entries:
+        line = json.dumps(
+            {"namespace": key[0], "name": key[1], "signal": signal.model_dump(mode="json")},
+            separators=(",", ":"),
+        )
+        if chunk and size + len(line) > MAX_RECORD_BYTES:
+            records.append(_record(chunk))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        records.append(_record(chunk))
+    return records
+
+
+def _record(lines: list[str]) -> dict[str, Any]:
+    # Time-ordered names: replay order follows acknowledgement order.
+    name = f"aitrust-journal-{time.time_ns():x}-{secrets.token_hex(3)}"
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {
+                JOURNAL_LABEL[0]: JOURNAL_LABEL[1],
+                "app.kubernetes.io/managed-by": "aitrust",
+            },
+        },
+        "data": {RECORD_KEY: "\n".join(lines)},
+    }
+
+
+def parse_journal_record(body: dict[str, Any]) -> list[tuple[Key, Signal]]:
+    """The entries of a stored record; lines that no longer parse are skipped, not fatal."""
+    entries: list[tuple[Key, Signal]] = []
+    for line in ((body.get("data") or {}).get(RECORD_KEY) or "").splitlines():
+        try:
+            item = json.loads(line)
+            entries.append(((item["namespace"], item["name"]), Signal.model_validate(item["signal"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return entries
+
+
+class Inbox:
+    """Signals that are journaled but not yet in status, by workload, with the record holding each."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Key, dict[str, tuple[Signal, str]]] = {}
+        self._remaining: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._pending.values())
+
+    def add(self, record: str, entries: Iterable[tuple[Key, Signal]]) -> None:
+        count = 0
+        for key, signal in entries:
+            waiting = self._pending.setdefault(key, {})
+            if signal.id in waiting:
+                continue
+            waiting[signal.id] = (signal, record)
+            count += 1
+        if count:
+            self._remaining[record] = self._remaining.get(record, 0) + count
+
+    def holds(self, key: Key, signal_id: str) -> bool:
+        return signal_id in self._pending.get(key, {})
+
+    def pending(self, key: Key) -> list[Signal]:
+        return [signal for signal, _ in self._pending.get(key, {}).values()]
+
+    def workloads(self) -> list[Key]:
+        return list(self._pending)
+
+    def settle(self, key: Key, signal_ids: Iterable[str]) -> list[str]:
+        """These signals are in status now; the records left with nothing waiting are returned."""
+        waiting = self._pending.get(key, {})
+        done: list[str] = []
+        for signal_id in signal_ids:
+            entry = waiting.pop(signal_id, None)
+            if entry is None:
+                continue
+            record = entry[1]
+            self._remaining[record] -= 1
+            if self._remaining[record] <= 0:
+                del self._remaining[record]
+                done.append(record)
+        if not waiting:
+            self._pending.pop(key, None)
+        return done
+
+    def drop(self, key: Key) -> list[str]:
+        """The workload is gone: its waiting signals have nothing left to change."""
+        return self.settle(key, list(self._pending.get(key, {})))
+
+    def empty_records(self, records: Iterable[str]) -> list[str]:
+        """Of these stored records, those with nothing waiting (fully applied before a restart)."""
+        return [r for r in records if r not in self._remaining]
