@@ -63,12 +63,10 @@ class Store:
         new_rv, old_rv = _rv(body), (_rv(old) if old else None)
         if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
             return False
-        self._objects[kind][key] = compact_pod(body) if kind == "Pod" else _plain(body)
+        new = compact_pod(body) if kind == "Pod" else _plain(body)
+        self._objects[kind][key] = new
         self._by_namespace[kind][key[0]].add(key[1])
-        if kind in ("Pod", "ServiceAccount") or (
-            kind == "AIWorkload"
-            and (old is None or old["metadata"].get("generation") != meta.get("generation"))
-        ):
+        if old is None or _mapping_view(kind, old) != _mapping_view(kind, new):
             self.version += 1
         return True
 
@@ -91,6 +89,25 @@ class Store:
 
     def count(self, kind: str) -> int:
         return len(self._objects[kind])
+
+
+def _mapping_view(kind: str, body: Mapping[str, Any]) -> Any:
+    """What signal mapping reads of an object: other changes (status writes, heartbeats) keep the version."""
+    meta = body.get("metadata", {})
+    if kind == "Pod":
+        status = body.get("status", {})
+        return (
+            meta.get("uid"),
+            meta.get("labels"),
+            (body.get("spec") or {}).get("serviceAccountName"),
+            status.get("podIP"),
+            [c.get("containerID") for c in status.get("containerStatuses") or []],
+        )
+    if kind == "ServiceAccount":
+        return meta.get("uid"), meta.get("annotations")
+    if kind == "AIWorkload":
+        return meta.get("uid"), meta.get("generation")
+    return None
 
 
 def _plain(body: Mapping[str, Any]) -> Body:

@@ -57,16 +57,29 @@ class SignalApi:
     )
     _index: WorkloadIndex | None = None
     _index_version: int = -1
+    # Parsed specs by (namespace, name) -> (uid, generation): a rebuild re-parses only what changed.
+    _specs: dict[tuple[str, str], tuple[tuple[Any, Any], AIWorkload]] = field(default_factory=dict)
 
     def index(self) -> WorkloadIndex:
         store = self.reconciler.store
         if self._index is None or self._index_version != store.version:
             workloads = []
+            specs: dict[tuple[str, str], tuple[tuple[Any, Any], AIWorkload]] = {}
             for body in store.all("AIWorkload"):
-                try:
-                    workloads.append(AIWorkload.model_validate(body))
-                except ValueError:
-                    continue
+                meta = body.get("metadata") or {}
+                key = (meta.get("namespace") or "", meta.get("name") or "")
+                version = (meta.get("uid"), meta.get("generation"))
+                cached = self._specs.get(key)
+                if cached is not None and cached[0] == version:
+                    workload = cached[1]
+                else:
+                    try:  # status is not needed for mapping; skipping it makes parsing cheap
+                        workload = AIWorkload.model_validate({k: v for k, v in body.items() if k != "status"})
+                    except ValueError:
+                        continue
+                specs[key] = (version, workload)
+                workloads.append(workload)
+            self._specs = specs
             self._index = build_workload_index(
                 workloads, list(store.all("Pod")), list(store.all("ServiceAccount"))
             )
