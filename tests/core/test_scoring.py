@@ -270,6 +270,22 @@ def test_results_are_api_serialisable_and_immutable() -> None:
         result.factors[0].points = 1
 
 
+def test_results_are_built_as_model_construct_would() -> None:
+    # score_trust builds TrustResult directly (hot path); it must be what model_construct makes.
+    result = score_trust([finding()], [record(until=UNTIL_ACKNOWLEDGED)], POLICY, NOW)
+    values = {name: getattr(result, name) for name in TrustResult.model_fields}
+    expected = TrustResult.model_construct(**values)
+    assert list(result.__dict__) == list(expected.__dict__) == list(TrustResult.model_fields)
+    assert result == expected
+    assert result.model_fields_set == expected.model_fields_set
+    assert result.__pydantic_extra__ is expected.__pydantic_extra__ is None
+    assert result.__pydantic_private__ is expected.__pydantic_private__ is None
+    assert result.model_dump() == expected.model_dump()
+    assert not TrustResult.__private_attributes__ and not TrustResult.__pydantic_post_init__
+    with pytest.raises(ValueError, match="frozen"):
+        result.score = 1  # type: ignore[misc]
+
+
 # --- tiers ------------------------------------------------------------------------------------
 
 

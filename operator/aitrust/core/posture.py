@@ -452,7 +452,10 @@ def _table(overrides: tuple[tuple[str, int | None, bool], ...]) -> tuple[tuple[C
 
 def check_table(policy: TrustPolicySpec) -> tuple[tuple[Check, int], ...]:
     """Enabled checks with their effective weights, in id order (memoised per override set)."""
-    return _table(tuple((o.id, o.weight, o.enabled) for o in policy.posture.checks))
+    checks = policy.posture.checks
+    if not checks:  # the usual case: no overrides, and no generator to build per evaluation
+        return _table(())
+    return _table(tuple((o.id, o.weight, o.enabled) for o in checks))
 
 
 def validate_posture_settings(policy: TrustPolicySpec) -> list[str]:
@@ -1069,7 +1072,7 @@ def score_posture(
     ``services`` are Service objects (plain dicts) of the workload's namespace; ``public_keys``
     maps ``"<name>/<key>"`` of resolved signature keyRefs (or a model name) to PEM keys.
     """
-    facts = tuple(_facts(p) for p in pods)
+    facts = tuple(map(_facts, pods))
     table = check_table(policy)
     # Issues that depend on the policy, the workload or the Services, as (check id, line).
     dynamic: list[tuple[str, str]] = []

@@ -91,6 +91,47 @@ class TrustResult(BaseModel):
     signals: list[SignalRecord]
 
 
+# score_tier runs per evaluation; Tier.rank builds a dict and Enum hashing is a Python call.
+_TRUSTED, _RESTRICTED, _QUARANTINED = Tier.TRUSTED, Tier.RESTRICTED, Tier.QUARANTINED
+
+
+def _rank(tier: Tier) -> int:
+    """``tier.rank``, by identity."""
+    return 2 if tier is _TRUSTED else 1 if tier is _RESTRICTED else 0
+
+
+_set_attribute = object.__setattr__
+
+
+def _trust_result(
+    score: int,
+    posture_score: int,
+    tier: Tier,
+    factors: list[Factor],
+    quarantine: QuarantineStatus | None,
+    signals: list[SignalRecord],
+) -> TrustResult:
+    """``TrustResult.model_construct`` with every field given, minus its per-field alias loop.
+
+    Everything was built by score_trust with the right types, so nothing is re-validated;
+    this is a third of the cost of model_construct on the hot path.
+    """
+    result = TrustResult.__new__(TrustResult)
+    values = {
+        "score": score,
+        "posture_score": posture_score,
+        "tier": tier,
+        "factors": factors,
+        "quarantine": quarantine,
+        "signals": signals,
+    }
+    _set_attribute(result, "__dict__", values)
+    _set_attribute(result, "__pydantic_fields_set__", set(values))
+    _set_attribute(result, "__pydantic_extra__", None)
+    _set_attribute(result, "__pydantic_private__", None)
+    return result
+
+
 def _half_up(x: float) -> int:
     return math.floor(x + 0.5)
 
@@ -115,12 +156,15 @@ def score_tier(
         raw = Tier.RESTRICTED
     else:
         raw = Tier.QUARANTINED
-    if previous is None or raw.rank <= previous.rank:
+    if previous is None:
+        return raw
+    previous_rank, raw_rank = _rank(previous), _rank(raw)
+    if raw_rank <= previous_rank:
         return raw
     # Climb only as far as the margin allows, never below where we already are.
     for candidate in (Tier.TRUSTED, Tier.RESTRICTED):
         if (
-            previous.rank < candidate.rank <= raw.rank
+            previous_rank < _rank(candidate) <= raw_rank
             and score >= _threshold(thresholds, candidate) + hysteresis
         ):
             return candidate
@@ -393,15 +437,8 @@ def score_trust(
         ranked = sorted(live.values(), key=lambda e: (not e[1], -e[0], -e[2], e[3].id))
         kept = [entry[3] for entry in ranked[:MAX_STATUS_SIGNALS]]
     tier = score_tier(score, policy.thresholds, policy.hysteresis, previous_tier, hold=bool(holds))
-    # Everything below was built here with the right types: skip re-validation (hot path).
-    return TrustResult.model_construct(
-        score=score,
-        posture_score=posture,
-        tier=tier,
-        factors=factors,
-        quarantine=quarantine,
-        signals=kept,
-    )
+    # Everything here was built with the right types: skip re-validation (hot path).
+    return _trust_result(score, posture, tier, factors, quarantine, kept)
 
 
 def score_workload(
