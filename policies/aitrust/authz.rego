@@ -7,6 +7,10 @@
 # Output: decision = {allow, reason, tier, score, mode, workloads}, and allow.
 #
 # Grants are per target, not per action: any action on a granted target is allowed.
+#
+# Cost: every request is answered by keyed lookups (workloads[ns][name], subjects[ns][sa],
+# grants[target]); nothing iterates the estate. What remains is OPA's per-rule and per-call
+# overhead, so the hot path keeps rule evaluations and function calls few.
 package aitrust.authz
 
 default allow := false
@@ -27,16 +31,8 @@ decision := _deny(msg, []) if {
 } else := object.union(v, {"workloads": [name]}) if {
 	count(_candidates) == 1
 	some name in _candidates
-	v := _verdicts[name]
+	v := _verdict(name)
 } else := _combined
-
-default _workloads := {}
-
-_workloads := data.aitrust.workloads
-
-default _subjects := {}
-
-_subjects := data.aitrust.subjects
 
 _kinds := {"ModelEndpoint", "DataSource"}
 
@@ -61,7 +57,7 @@ _workload_named if input.subject.workload != ""
 
 _candidates := {input.subject.workload} if {
 	_workload_named
-} else := {name | some name in _subjects[_namespace][_service_account]}
+} else := {name | some name in data.aitrust.subjects[_namespace][_service_account]}
 
 # --- resource ---------------------------------------------------------------------
 
@@ -95,41 +91,42 @@ _input_error := "spiffeId is not spiffe://<trust-domain>/ns/<namespace>/sa/<serv
 
 _verdicts := {name: _verdict(name) | some name in _candidates}
 
-# Identity problems always deny; audit mode only relaxes trust decisions.
-_verdict(name) := _deny(msg, null) if {
-	msg := _identity_error(name)
-} else := v if {
-	wl := _workloads[_namespace][name]
-	c := _access(wl)
-	not c.allow
-	wl.mode == "audit"
-	v := _result(true, sprintf("audit mode, would deny: %s", [c.reason]), wl)
-} else := v if {
-	wl := _workloads[_namespace][name]
-	c := _access(wl)
-	v := _result(c.allow, c.reason, wl)
-}
-
-_identity_error(name) := sprintf("unknown subject: workload %s/%s is not managed by aitrust", [_namespace, name]) if {
-	not _workloads[_namespace][name]
-} else := sprintf("service account %s is not used by workload %s/%s", [_service_account, _namespace, name]) if {
+# One workload's answer. Identity problems always deny; audit mode only relaxes trust decisions.
+# Each clause looks the document up by key again: cheaper in OPA than passing it to a helper
+# function (whose arguments OPA hashes), and every lookup is O(1) whatever the estate's size.
+_verdict(name) := _deny(sprintf("unknown subject: workload %s/%s is not managed by aitrust", [_namespace, name]), null) if {
+	not data.aitrust.workloads[_namespace][name]
+} else := _deny(sprintf("service account %s is not used by workload %s/%s", [_service_account, _namespace, name]), null) if {
 	_workload_named
-	not _service_account in _workloads[_namespace][name].serviceAccounts
-}
-
-_access(wl) := {"allow": false, "reason": "workload is quarantined"} if {
-	wl.tier == "quarantined"
-} else := {"allow": false, "reason": sprintf("workload has no grant for %s", [_target])} if {
-	not wl.grants[_target]
-} else := {"allow": wl.grants[_target].allowed == true, "reason": wl.grants[_target].reason}
-
-_result(allowed, reason, wl) := {
-	"allow": allowed,
-	"reason": reason,
+	not _service_account in data.aitrust.workloads[_namespace][name].serviceAccounts
+} else := {
+	"allow": audit,
+	"reason": _quarantined_reason[audit],
 	"tier": wl.tier,
 	"score": wl.score,
 	"mode": wl.mode,
+} if {
+	wl := data.aitrust.workloads[_namespace][name]
+	wl.tier == "quarantined"
+	audit := wl.mode == "audit"
+} else := {"allow": a[0], "reason": a[1], "tier": wl.tier, "score": wl.score, "mode": wl.mode} if {
+	wl := data.aitrust.workloads[_namespace][name]
+	a := _access(wl.mode, object.get(wl, ["grants", _target], false))
 }
+
+_quarantined_reason := {true: "audit mode, would deny: workload is quarantined", false: "workload is quarantined"}
+
+# [allow, reason] for a workload that is not quarantined, from its mode and its grant for the
+# target (false: none). Scalars and the small grant only: cheap arguments to hash.
+_access(mode, grant) := [true, sprintf("audit mode, would deny: workload has no grant for %s", [_target])] if {
+	not grant
+	mode == "audit"
+} else := [false, sprintf("workload has no grant for %s", [_target])] if {
+	not grant
+} else := [true, sprintf("audit mode, would deny: %s", [grant.reason])] if {
+	grant.allowed != true
+	mode == "audit"
+} else := [grant.allowed == true, grant.reason]
 
 _deny(reason, names) := {
 	"allow": false,

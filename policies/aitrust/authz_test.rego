@@ -253,6 +253,38 @@ test_audit_mode_reports_instead_of_denying if {
 	d.tier == "quarantined"
 }
 
+test_audit_mode_reports_a_missing_grant if {
+	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted"}}})
+	d := authz.decision with input as {"subject": {"namespace": "team-b", "workload": "notebook"}, "resource": _pii_resource}
+		with data.aitrust.workloads as workloads
+		with data.aitrust.subjects as _subjects
+	d.allow == true
+	d.reason == "audit mode, would deny: workload has no grant for DataSource/data/pii"
+	d.tier == "restricted"
+	d.mode == "audit"
+	d.workloads == ["notebook"]
+}
+
+test_audit_mode_reports_a_denied_grant if {
+	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted", "score": 55}}})
+	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "nb-sa"}, "resource": _llm_resource}
+		with data.aitrust.workloads as workloads
+		with data.aitrust.subjects as _subjects
+	d.allow == true
+	d.reason == "audit mode, would deny: tier quarantined is below minTier restricted"
+	d.tier == "restricted"
+	d.score == 55
+	d.mode == "audit"
+}
+
+test_enforce_mode_grant_denied_but_not_quarantined if {
+	d := _decide({"namespace": "team-a", "workload": "agent"}, _pii_resource)
+	d.allow == false
+	d.reason == "tier restricted is below minTier trusted"
+	d.mode == "enforce"
+	d.workloads == ["agent"]
+}
+
 test_audit_mode_does_not_excuse_identity_errors if {
 	d := _decide({"namespace": "team-b", "workload": "notebook", "serviceAccount": "intruder"}, _llm_resource)
 	d.allow == false
