@@ -106,7 +106,19 @@ class Profiler:
             out = cfg.workdir / "profiles" / f"{name}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
             self.proc = subprocess.Popen(
-                [cfg.py_spy, "record", "--format", "raw", "-o", str(out), "--pid", str(pid), "--rate", "200"],
+                [
+                    cfg.py_spy,
+                    "record",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(out),
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "200",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -312,7 +324,8 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
     if out.recovery_ms:
         res.add(f"{key}.recovery_p50_ms", percentile(sorted(out.recovery_ms), 0.5), "ms", "lower")
     res.add(f"{key}.trials", len(out.total_ms), "trials", None)
-    res.add(f"{key}.failures", len(out.failures), "trials", "lower")
+    res.add(f"{key}.failures", len(out.failures), "trials", None)
+    res.add(f"{key}.failed_fraction", len(out.failures) / max(1, len(out.total_ms)), "fraction", "lower")
     res.add(f"{key}.trial_timeout_ms", TRIAL_TIMEOUT_S * 1000, "ms", None)
     res.add(f"{key}.background_signals_per_sec", bg["accepted"] / max(bg["elapsed"], 1e-9), "signals/s", None)
     res.add(f"{key}.background_errors", sum(bg["errors"].values()) + bg["skipped"], "requests", "lower")

@@ -32,6 +32,17 @@ ENFORCEMENT_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+SIGNAL_COMMIT_LATENCY = Histogram(
+    "aitrust_signal_commit_seconds",
+    "Journal write of one group commit: what a signal sender waits for before its 2xx.",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+SIGNAL_BACKLOG = Gauge(
+    "aitrust_signal_backlog",
+    "Acknowledged signals not yet in their workload's status (waiting in the journal).",
+    registry=REGISTRY,
+)
 OPA_SYNC_ERRORS = Counter(
     "aitrust_opa_sync_errors_total", "Failed OPA writes.", ["target"], registry=REGISTRY
 )

@@ -19,12 +19,14 @@ METRICS: dict[str, frozenset[str]] = {
     "aitrust_workloads": frozenset({"tier", "mode"}),
     "aitrust_signals_total": frozenset({"source", "result"}),
     "aitrust_enforcement_latency_seconds": frozenset(),
+    "aitrust_signal_commit_seconds": frozenset(),
+    "aitrust_signal_backlog": frozenset(),
     "aitrust_opa_sync_errors_total": frozenset({"target"}),
     "aitrust_reconcile_errors_total": frozenset({"kind"}),
     "aitrust_shadow_ai_workloads": frozenset({"namespace"}),
     "aitrust_build_info": frozenset({"version"}),
 }
-HISTOGRAMS = {"aitrust_enforcement_latency_seconds"}
+HISTOGRAMS = {"aitrust_enforcement_latency_seconds", "aitrust_signal_commit_seconds"}
 SIGNAL_RESULTS = {"accepted", "unmatched", "rejected", "duplicate"}
 TIERS = {"trusted", "restricted", "quarantined"}
 MODES = {"audit", "enforce"}

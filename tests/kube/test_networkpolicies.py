@@ -68,19 +68,21 @@ class FakeNetworking:
             raise ApiException(status=404)
         return Raw(self.live)
 
-    def create_namespaced_network_policy(self, ns: str, body: dict[str, Any], **_: Any) -> None:
+    def create_namespaced_network_policy(self, ns: str, body: dict[str, Any], **_: Any) -> Raw:
         if self.live is not None:
             raise ApiException(status=409, reason="AlreadyExists")
         self.writes += 1
         self.live = stored(body)
+        return Raw(self.live)
 
-    def replace_namespaced_network_policy(self, name: str, ns: str, body: dict[str, Any], **_: Any) -> None:
+    def replace_namespaced_network_policy(self, name: str, ns: str, body: dict[str, Any], **_: Any) -> Raw:
         assert self.live is not None
         if body["metadata"]["resourceVersion"] != self.live["metadata"]["resourceVersion"]:
             raise ApiException(status=409, reason="Conflict")
         self.writes += 1
         self.live = stored(body)
         self.live["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+        return Raw(self.live)
 
 
 class Raw:

@@ -28,15 +28,17 @@ class FakeCore:
         self.config_maps: dict[str, dict[str, Any]] = {}
         self.creates = 0
 
-    def create_namespaced_config_map(self, ns: str, body: dict[str, Any], **_: Any) -> None:
+    def create_namespaced_config_map(self, ns: str, body: dict[str, Any], **_: Any) -> Raw:
         self.creates += 1
         self.config_maps[body["metadata"]["name"]] = copy.deepcopy(body)
+        return Raw(body)
 
     def list_namespaced_config_map(self, ns: str, **_: Any) -> Any:
         return Raw({"items": list(self.config_maps.values())})
 
-    def delete_namespaced_config_map(self, name: str, ns: str, **_: Any) -> None:
+    def delete_namespaced_config_map(self, name: str, ns: str, **_: Any) -> Raw:
         self.config_maps.pop(name, None)
+        return Raw({})
 
 
 class FakeNetworking:

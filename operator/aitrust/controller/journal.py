@@ -79,9 +79,10 @@ class Inbox:
     def __init__(self) -> None:
         self._pending: dict[Key, dict[str, tuple[Signal, str]]] = {}
         self._remaining: dict[str, int] = {}
+        self._count = 0
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._pending.values())
+        return self._count
 
     def add(self, record: str, entries: Iterable[tuple[Key, Signal]]) -> None:
         count = 0
@@ -93,6 +94,7 @@ class Inbox:
             count += 1
         if count:
             self._remaining[record] = self._remaining.get(record, 0) + count
+            self._count += count
 
     def holds(self, key: Key, signal_id: str) -> bool:
         return signal_id in self._pending.get(key, {})
@@ -112,6 +114,7 @@ class Inbox:
             if entry is None:
                 continue
             record = entry[1]
+            self._count -= 1
             self._remaining[record] -= 1
             if self._remaining[record] <= 0:
                 del self._remaining[record]

@@ -108,6 +108,8 @@ class Reconciler:
         # What each workload's NetworkPolicy was last written or verified as; the watch on our
         # policies drops an entry when the live object stops matching it (manual edit, deletion).
         self.applied_policies: dict[Key, dict[str, Any]] = {}
+        # Parsed TrustPolicies by namespace and name, keyed on resourceVersion.
+        self._policies: dict[str, dict[str, tuple[Any, tuple[TrustPolicySpec, str, list[str]]]]] = {}
         # Our policies as listed at start (kept current by the watch) until each is first
         # reconciled: a cold start then needs no read per workload. None: known absent.
         self._listed_policies: dict[Key, dict[str, Any] | None] | None = None
@@ -186,6 +188,7 @@ class Reconciler:
 
     def _settle(self, key: Key, signal_ids: list[str]) -> None:
         done = self.inbox.settle(key, signal_ids)
+        metrics.SIGNAL_BACKLOG.set(len(self.inbox))
         if done and self.journal_namespace is not None:
             task = asyncio.create_task(self._delete_records(done))
             self._deletions.add(task)
@@ -303,8 +306,26 @@ class Reconciler:
 
     def resolve_policy(self, namespace: str, ref_name: str | None) -> tuple[TrustPolicySpec, str, list[str]]:
         """The effective policy spec, its name, and any problems with it (defaults apply then)."""
+        body = self.store.get("TrustPolicy", namespace, ref_name or "default")
+        version = (ref_name, body["metadata"].get("resourceVersion") if body else None)
+        cached = self._policies.get(namespace, {}).get(ref_name or "default")
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        resolved = self._resolve_policy(namespace, ref_name, body)
+        self._policies.setdefault(namespace, {})[ref_name or "default"] = (version, resolved)
+        return resolved
+
+    def policy_for(self, key: Key) -> TrustPolicySpec | None:
+        body = self.store.get("AIWorkload", *key)
+        if body is None:
+            return None
+        ref = (body.get("spec") or {}).get("trustPolicyRef") or {}
+        return self.resolve_policy(key[0], ref.get("name"))[0]
+
+    def _resolve_policy(
+        self, namespace: str, ref_name: str | None, body: dict[str, Any] | None
+    ) -> tuple[TrustPolicySpec, str, list[str]]:
         name = ref_name or "default"
-        body = self.store.get("TrustPolicy", namespace, name)
         builtin = TrustPolicySpec(mode=self.default_mode)
         if body is None:
             if ref_name:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.kube.client import FIELD_MANAGER, Kube, raw_json
+from aitrust.kube.client import FIELD_MANAGER, Kube, drain, raw_json
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "aitrust")
@@ -107,12 +107,13 @@ def list_managed_networkpolicies(kube: Kube, namespaces: tuple[str, ...] = ()) -
 def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     if live is None:
-        kube.networking.create_namespaced_network_policy(
+        response = kube.networking.create_namespaced_network_policy(
             ns,
             desired,  # type: ignore[arg-type]
             field_manager=FIELD_MANAGER,
             _preload_content=False,
         )
+        drain(response)
         return ApplyResult(name, "created")
     if not is_ours(live):
         return ApplyResult(name, "foreign")
@@ -120,13 +121,14 @@ def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> 
         return ApplyResult(name, "unchanged")
     body = dict(desired)
     body["metadata"] = {**desired["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
-    kube.networking.replace_namespaced_network_policy(
+    response = kube.networking.replace_namespaced_network_policy(
         name,
         ns,
         body,  # type: ignore[arg-type]
         field_manager=FIELD_MANAGER,
         _preload_content=False,
     )
+    drain(response)
     return ApplyResult(name, "updated")
 
 
@@ -143,7 +145,7 @@ def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
     if not is_ours(live):
         return ApplyResult(name, "foreign")
     try:
-        kube.networking.delete_namespaced_network_policy(name, namespace, _preload_content=False)
+        drain(kube.networking.delete_namespaced_network_policy(name, namespace, _preload_content=False))
     except ApiException as exc:
         if exc.status != 404:
             raise

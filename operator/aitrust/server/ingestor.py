@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from aitrust.api.v1alpha1 import Severity
+from aitrust import metrics
 from aitrust.controller.journal import build_journal_records
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Key
+from aitrust.core.rules import score_signal
 from aitrust.core.signal import Signal
 from aitrust.kube.journal import create_journal_record
 
 log = logging.getLogger("aitrust.ingest")
-
-# Signals that can move a tier jump the reconcile queue, ahead of routine noise.
-URGENT = {Severity.CRITICAL, Severity.HIGH}
 
 
 class CommitError(Exception):
@@ -47,6 +47,7 @@ class Ingestor:
         window: float = 0.005,
         max_in_flight: int = 4,
         max_backlog: int = 200_000,
+        coalesce: float = 1.0,
     ) -> None:
         if reconciler.journal_namespace is None:
             raise ValueError("signal ingestion needs a journal namespace")
@@ -54,12 +55,14 @@ class Ingestor:
         self.namespace = reconciler.journal_namespace
         self.window = window
         self.max_backlog = max_backlog
+        self.coalesce = coalesce
         self._pending: dict[Key, Pending] = defaultdict(list)
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._task: asyncio.Task[None] | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._in_flight: set[tuple[Key, str]] = set()
+        self._coalescing: set[Key] = set()
         # Ids acknowledged by this process: status keeps only the most relevant 100 records, so
         # replays of older deliveries are caught here (and by the status after a restart).
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
@@ -131,6 +134,7 @@ class Ingestor:
                 outcome.append((fut, new))
         claimed = {(key, signal.id) for key, signal in fresh}
         self._in_flight |= claimed
+        started = time.monotonic()
         try:
             records = build_journal_records(fresh)
             names = await asyncio.gather(
@@ -147,11 +151,14 @@ class Ingestor:
             return
         finally:
             self._in_flight -= claimed
+        if records:
+            metrics.SIGNAL_COMMIT_LATENCY.observe(time.monotonic() - started)
         start = 0
         for name, record in zip(names, records, strict=True):
             count = record["data"]["signals.json"].count("\n") + 1
             self.reconciler.inbox.add(name, fresh[start : start + count])
             start += count
+        metrics.SIGNAL_BACKLOG.set(len(self.reconciler.inbox))
         for key, signal in fresh:
             self._committed[(key, signal.id)] = None
         while len(self._committed) > self.max_remembered:
@@ -159,11 +166,27 @@ class Ingestor:
         for fut, new in outcome:
             if not fut.done():
                 fut.set_result(Committed(1 if new else 0, 0 if new else 1))
-        urgent = {key for key, signal in fresh if signal.severity in URGENT}
-        for key in urgent:
-            self.reconciler.queue.add(key, urgent=True)
-        for key in {key for key, _ in fresh} - urgent:
-            self.reconciler.queue.add(key)
+        self._schedule(fresh)
+
+    def _schedule(self, fresh: list[tuple[Key, Signal]]) -> None:
+        """Signals that cost points are enforced now, ahead of the queue; free ones (noise, and
+        inputs to baselines and sequences) wait a moment so that one status write takes many."""
+        by_key: dict[Key, list[Signal]] = defaultdict(list)
+        for key, signal in fresh:
+            by_key[key].append(signal)
+        now = datetime.now(UTC)
+        loop = asyncio.get_running_loop()
+        for key, signals in by_key.items():
+            policy = self.reconciler.policy_for(key)
+            if policy is None or any(score_signal(s, policy, now).points > 0 for s in signals):
+                self.reconciler.queue.add(key, urgent=True)
+            elif key not in self._coalescing:
+                self._coalescing.add(key)
+                loop.call_later(self.coalesce, self._release, key)
+
+    def _release(self, key: Key) -> None:
+        self._coalescing.discard(key)
+        self.reconciler.queue.add(key)
 
     def _status_ids(self, key: Key) -> set[str]:
         body = self.reconciler.store.get("AIWorkload", *key) or {}
