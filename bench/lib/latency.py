@@ -170,7 +170,7 @@ async def run_trials(
                 out.opa_ms.append((t_opa - t0) * 1000)
                 out.post_ms.append((t_post - t0) * 1000)
             if reuse:
-                out.recovery_ms.append(await _reset(api, tracker, opa, w) * 1000)
+                out.recovery_ms.append(await _reset(api, tracker, opa, w, body["uuid"]) * 1000)
             else:
                 await asyncio.sleep(0.02)
             if (i + 1) % 50 == 0:
@@ -185,10 +185,23 @@ async def _ready(tracker: PolicyTracker, opa: OpaProbe, w: estate.Workload, wait
     await opa.wait_for(w, True, wait_s, interval=0.01)
 
 
-async def _reset(api: ApiServer, tracker: PolicyTracker, opa: OpaProbe, w: estate.Workload) -> float:
-    """Acknowledge the quarantine (clear the signals); seconds until egress and OPA allow again."""
-    t0 = time.perf_counter()
+async def _reset(
+    api: ApiServer, tracker: PolicyTracker, opa: OpaProbe, w: estate.Workload, signal_id: str
+) -> float:
+    """Acknowledge the quarantine (clear the signals); seconds until egress and OPA allow again.
+
+    Enforcement comes before the status write, so first wait until status holds the trial's
+    signal: clearing it earlier races that write, and the operator rightly re-applies the
+    acknowledged signal that is still in its journal.
+    """
     path = f"{estate.GROUP_PATH}/namespaces/{w.namespace}/aiworkloads/{w.name}"
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        status = (await api.get(path)).get("status") or {}
+        if any(s.get("id") == signal_id for s in status.get("signals") or []):
+            break
+        await asyncio.sleep(0.02)
+    t0 = time.perf_counter()
     await api.merge_patch_status(path, {"signals": None, "quarantine": None})
     await _ready(tracker, opa, w, wait_s=60)
     return time.perf_counter() - t0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -17,6 +18,7 @@ class WorkQueue(Generic[K]):
     def __init__(self) -> None:
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._urgent: collections.deque[K] = collections.deque()
+        self._urgent_wakeups: asyncio.Queue[K] = asyncio.Queue()
         self._pending: set[K] = set()
         self._active: set[K] = set()
         self._dirty: set[K] = set()
@@ -31,10 +33,12 @@ class WorkQueue(Generic[K]):
             self._pending.add(key)
             if urgent:
                 self._urgent.append(key)
+                self._urgent_wakeups.put_nowait(key)
             # The queue entry only wakes a worker; an urgent key is taken from the deque first.
             self._queue.put_nowait(key)
         elif urgent and key not in self._urgent:
             self._urgent.append(key)
+            self._urgent_wakeups.put_nowait(key)
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._active)
@@ -51,14 +55,27 @@ class WorkQueue(Generic[K]):
                     break
             if key not in self._pending:
                 continue  # a stale wake-up: the key was served as urgent
-            self._pending.discard(key)
-            self._active.add(key)
-            try:
-                await handle(key)
-            finally:
-                self._active.discard(key)
-                if key in self._dirty:
-                    self._dirty.discard(key)
-                    urgent = key in self._dirty_urgent
-                    self._dirty_urgent.discard(key)
-                    self.add(key, urgent)
+            await self._serve(key, handle)
+
+    async def urgent_worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
+        """Serves urgent keys only: an alert never waits for routine work to free a worker."""
+        while True:
+            key = await self._urgent_wakeups.get()
+            if key not in self._pending:
+                continue
+            with contextlib.suppress(ValueError):
+                self._urgent.remove(key)
+            await self._serve(key, handle)
+
+    async def _serve(self, key: K, handle: Callable[[K], Awaitable[None]]) -> None:
+        self._pending.discard(key)
+        self._active.add(key)
+        try:
+            await handle(key)
+        finally:
+            self._active.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                urgent = key in self._dirty_urgent
+                self._dirty_urgent.discard(key)
+                self.add(key, urgent)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +117,7 @@ class Reconciler:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
+        self.enforce_executor = ThreadPoolExecutor(4, thread_name_prefix="aitrust-enforce")
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -140,6 +142,7 @@ class Reconciler:
         for target in self.opa_targets:
             target.start()
         self._tasks = [asyncio.create_task(self.queue.worker(self.reconcile)) for _ in range(self._workers)]
+        self._tasks += [asyncio.create_task(self.queue.urgent_worker(self.reconcile)) for _ in range(2)]
         self._tasks += [
             asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
         ]
@@ -474,7 +477,10 @@ class Reconciler:
         self.effective[key] = eff
         generation = workload.metadata.generation
         previous = workload.status.conditions
-        np_task = asyncio.to_thread(self._apply_workload_policy, workload, eff)
+        # Own threads: enforcement never queues behind routine status writes in the default pool.
+        np_task = asyncio.get_running_loop().run_in_executor(
+            self.enforce_executor, self._apply_workload_policy, workload, eff
+        )
         opa_task = self._push_opa(eff)
         np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
         if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
@@ -633,6 +639,7 @@ class Reconciler:
                 return False
             if exc.status == 409:
                 # Someone wrote first (a user, another replica); recompute from the newer object.
+                log.info("%s/%s: status changed meanwhile (409); recomputing", *key)
                 fresh = await asyncio.to_thread(self.kube.get_custom, "AIWorkload", key[0], key[1])
                 if fresh is not None:
                     self.store.upsert("AIWorkload", fresh)

@@ -61,8 +61,8 @@ class Store:
         key = (meta.get("namespace") or "", meta.get("name") or "")
         old = self._objects[kind].get(key)
         new_rv, old_rv = _rv(body), (_rv(old) if old else None)
-        if old is not None and new_rv is not None and old_rv is not None and new_rv < old_rv:
-            return False
+        if old is not None and new_rv is not None and old_rv is not None and new_rv <= old_rv:
+            return False  # older, or the echo of what we stored after our own write
         new = compact_pod(body) if kind == "Pod" else _plain(body)
         self._objects[kind][key] = new
         self._by_namespace[kind][key[0]].add(key[1])

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,6 +60,8 @@ class Ingestor:
         self._pending: dict[Key, Pending] = defaultdict(list)
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
+        # Own threads: an acknowledgement never waits behind status writes in the default pool.
+        self._executor = ThreadPoolExecutor(max_in_flight + 1, thread_name_prefix="aitrust-journal")
         self._task: asyncio.Task[None] | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._in_flight: set[tuple[Key, str]] = set()
@@ -135,11 +138,14 @@ class Ingestor:
         claimed = {(key, signal.id) for key, signal in fresh}
         self._in_flight |= claimed
         started = time.monotonic()
+        loop = asyncio.get_running_loop()
         try:
             records = build_journal_records(fresh)
             names = await asyncio.gather(
                 *(
-                    asyncio.to_thread(create_journal_record, self.reconciler.kube, self.namespace, r)
+                    loop.run_in_executor(
+                        self._executor, create_journal_record, self.reconciler.kube, self.namespace, r
+                    )
                     for r in records
                 )
             )
