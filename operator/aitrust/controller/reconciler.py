@@ -109,6 +109,10 @@ class Reconciler:
         # What each workload's NetworkPolicy was last written or verified as; the watch on our
         # policies drops an entry when the live object stops matching it (manual edit, deletion).
         self.applied_policies: dict[Key, dict[str, Any]] = {}
+        self.applied_endpoint_policies: dict[TargetKey, dict[str, Any]] = {}
+        # Which workloads hold a grant to each target: endpoint policies render without a scan.
+        self.granted: dict[TargetKey, set[Key]] = {}
+        self._namespaces: dict[str, set[Key]] = {}
         # Parsed TrustPolicies by namespace and name, keyed on resourceVersion.
         self._policies: dict[str, dict[str, tuple[Any, tuple[TrustPolicySpec, str, list[str]]]]] = {}
         # Our policies as listed at start (kept current by the watch) until each is first
@@ -294,7 +298,17 @@ class Reconciler:
             self.queue.add(key)
         elif "aitrust.dev/endpoint" in labels:
             kind = labels.get("aitrust.dev/endpoint-kind", "ModelEndpoint")
-            self.endpoint_queue.add((kind, meta["namespace"], labels["aitrust.dev/endpoint"]))
+            target = (kind, meta["namespace"], labels["aitrust.dev/endpoint"])
+            applied_endpoint = self.applied_endpoint_policies.get(target)
+            if (
+                applied_endpoint
+                and not deleted
+                and applied_endpoint["metadata"]["name"] == meta["name"]
+                and matches_desired(body, applied_endpoint)
+            ):
+                return  # the echo of our own write
+            self.applied_endpoint_policies.pop(target, None)
+            self.endpoint_queue.add(target)
 
     def _requeue_selecting(self, namespace: str, labels: dict[str, str]) -> None:
         for wl in self.store.in_namespace("AIWorkload", namespace):
@@ -475,6 +489,7 @@ class Reconciler:
         eff = evaluation.effective
         previous_eff = self.effective.get(key)
         self.effective[key] = eff
+        self._index_grants(key, previous_eff, eff)
         generation = workload.metadata.generation
         previous = workload.status.conditions
         # Own threads: enforcement never queues behind routine status writes in the default pool.
@@ -546,7 +561,7 @@ class Reconciler:
         if not self.opa_targets:
             return True
         path, document = render_opa_workload(eff)
-        ns_subjects = render_opa_subjects(e for k, e in self.effective.items() if k[0] == eff.namespace)
+        ns_subjects = render_opa_subjects(self._in_namespace(eff.namespace))
         results = await asyncio.gather(
             *(t.push_document(path, document) for t in self.opa_targets),
             *(
@@ -564,11 +579,12 @@ class Reconciler:
         self._settle(key, [s.id for s in self.inbox.pending(key)])
         self.applied_policies.pop(key, None)
         eff = self.effective.pop(key, None)
+        self._index_grants(key, eff, None)
         metrics.forget_workload(*key)
         if eff is None:
             return
         path, _ = render_opa_workload(eff)
-        ns_subjects = render_opa_subjects(e for k, e in self.effective.items() if k[0] == key[0])
+        ns_subjects = render_opa_subjects(self._in_namespace(key[0]))
         await asyncio.gather(
             *(t.push_document(path, None) for t in self.opa_targets),
             *(
@@ -588,6 +604,25 @@ class Reconciler:
         if await _guarded(key[0], key[1:], asyncio.to_thread(self._reconcile_endpoint, key)):
             self.endpoint_queue.add(key)
 
+    def _in_namespace(self, namespace: str) -> list[EffectiveTrust]:
+        return [self.effective[k] for k in self._namespaces.get(namespace, ()) if k in self.effective]
+
+    def _index_grants(self, key: Key, old: EffectiveTrust | None, new: EffectiveTrust | None) -> None:
+        if new is not None:
+            self._namespaces.setdefault(key[0], set()).add(key)
+        elif key[0] in self._namespaces:
+            self._namespaces[key[0]].discard(key)
+        before = {g.key for g in old.grants} if old is not None else set()
+        after = {g.key for g in new.grants} if new is not None else set()
+        for target in before - after:
+            holders = self.granted.get(target)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self.granted[target]
+        for target in after - before:
+            self.granted.setdefault(target, set()).add(key)
+
     def _reconcile_endpoint(self, key: TargetKey) -> None:
         kind, ns, name = key
         target = self.target(kind, ns, name)
@@ -596,13 +631,19 @@ class Reconciler:
         selectors = self.service_selectors({ns})
         if not isinstance(resolve_destination(target, selectors), InClusterDestination):
             return
-        referencing = [e for e in self.effective.values() if e.grant_for(kind, ns, name) is not None]
+        referencing = [self.effective[k] for k in sorted(self.granted.get(key, ())) if k in self.effective]
         if not any(e.mode is Mode.ENFORCE for e in referencing):
             # No enforcing workload uses it: do not fence off an endpoint nobody manages.
-            delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
+            if self.applied_endpoint_policies.get(key) != ABSENT:
+                delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
+                self.applied_endpoint_policies[key] = ABSENT
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
-        apply_networkpolicy(self.kube, render_endpoint_ingress_policy(target, referencing, owner, selectors))
+        desired = render_endpoint_ingress_policy(target, referencing, owner, selectors)
+        if self.applied_endpoint_policies.get(key) == desired:
+            return  # as last written, and the watch has seen no change since
+        if apply_networkpolicy(self.kube, desired).outcome in ("created", "updated", "unchanged"):
+            self.applied_endpoint_policies[key] = desired
 
     async def _report_invalid(
         self, key: Key, body: dict[str, Any], exc: ValidationError, now: datetime

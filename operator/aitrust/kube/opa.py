@@ -30,7 +30,7 @@ class OpaTarget:
     full_data: FullData
     on_error: Callable[[str], None] = lambda _url: None
     check_interval: float = 2.0
-    timeout: float = 2.0
+    timeout: float = 10.0
     revision: str = ""
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     token_file: str | None = None
@@ -38,7 +38,12 @@ class OpaTarget:
     _task: asyncio.Task[None] | None = None
     _resync: asyncio.Event = field(default_factory=asyncio.Event)
     # Documents OPA holds since the last full sync: an unchanged one is not written again.
-    _pushed: dict[str, Any] = field(default_factory=dict)
+    _pushed: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # Objects known to exist in OPA's data tree, so a JSON Patch "add" never replaces one.
+    _parents: set[tuple[str, ...]] = field(default_factory=set)
+    _outbox: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    _waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -73,28 +78,73 @@ class OpaTarget:
         r = await self.client.put("/v1/data/aitrust", json=data)
         r.raise_for_status()
         self._pushed.clear()
+        self._parents = {("aitrust",), *_objects(("aitrust",), data)}
         self.revision = revision
         self.synced.set()
         log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
 
     async def push_document(self, path: list[str], document: dict[str, Any] | None) -> bool:
-        """One small incremental write; on failure the loop re-syncs everything."""
+        """Queue one small incremental write; writes queued meanwhile go out as one JSON Patch.
+
+        OPA serialises writes, so under load one PATCH of many documents beats many PUTs. On
+        failure the loop re-syncs everything."""
         if not self.synced.is_set():
             return False
-        url = "/v1/data/" + "/".join(path)
-        if url in self._pushed and self._pushed[url] == document:
+        key = tuple(path)
+        if key in self._pushed and self._pushed[key] == document:
             return True
-        try:
-            r = await (self.client.delete(url) if document is None else self.client.put(url, json=document))
-            if r.status_code not in (200, 204, 404):
-                r.raise_for_status()
-            self._pushed[url] = document
-            return True
-        except httpx.HTTPError as exc:
-            log.warning("OPA %s write failed (%s); scheduling a full re-sync", self.url, exc)
-            self.on_error(self.url)
-            self.request_resync()
-            return False
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outbox[key] = document
+        self._waiters.append(fut)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"opa-write {self.url}")
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, {}
+            waiters, self._waiters = self._waiters, []
+            try:
+                await self._write(batch)
+                ok = True
+            except httpx.HTTPError as exc:
+                log.warning("OPA %s write failed (%r); scheduling a full re-sync", self.url, exc)
+                self.on_error(self.url)
+                self.request_resync()
+                ok = False
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(ok)
+
+    async def _write(self, batch: dict[tuple[str, ...], dict[str, Any] | None]) -> None:
+        ops: list[dict[str, Any]] = []
+        added: set[tuple[str, ...]] = set()
+        for path, document in batch.items():
+            if document is None:
+                continue
+            for i in range(2, len(path)):
+                parent = path[:i]
+                if parent not in self._parents and parent not in added:
+                    ops.append({"op": "add", "path": _pointer(parent), "value": {}})
+                    added.add(parent)
+            ops.append({"op": "add", "path": _pointer(path), "value": document})
+        if ops:
+            r = await self.client.patch(
+                "/v1/data", json=ops, headers={"Content-Type": "application/json-patch+json"}
+            )
+            if r.status_code not in (200, 204):
+                # Our picture of what OPA holds was wrong: plain PUTs create parents as needed.
+                for path, document in batch.items():
+                    if document is not None:
+                        put = await self.client.put("/v1/data/" + "/".join(path), json=document)
+                        put.raise_for_status()
+            self._parents |= added
+        for path, document in batch.items():
+            if document is None:
+                r = await self.client.delete("/v1/data/" + "/".join(path))
+                if r.status_code not in (200, 204, 404):
+                    r.raise_for_status()
+        self._pushed.update(batch)
 
     def request_resync(self) -> None:
         self._pushed.clear()
@@ -126,6 +176,22 @@ class OpaTarget:
                 self._resync.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _objects(prefix: tuple[str, ...], data: dict[str, Any], depth: int = 2) -> set[tuple[str, ...]]:
+    """Paths of the objects in ``data`` down to ``depth`` levels (namespaces under a document kind)."""
+    found: set[tuple[str, ...]] = set()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            path = (*prefix, key)
+            found.add(path)
+            if depth > 1:
+                found |= _objects(path, value, depth - 1)
+    return found
 
 
 def load_policies(directory: Path) -> dict[str, str]:
