@@ -25,7 +25,7 @@ from aitrust.api.v1alpha1 import (
 from aitrust.core.conditions import build_condition, merge_conditions
 from aitrust.core.effective import EffectiveTrust, build_effective_trust, build_grants_status
 from aitrust.core.scoring import TrustResult, score_workload
-from aitrust.core.workloads import build_pod_specs
+from aitrust.core.workloads import pod_views
 
 ACK_ANNOTATION = "aitrust.dev/acknowledged-at"
 MAX_FACTORS = 40
@@ -103,7 +103,9 @@ def build_ready(inputs: Inputs, now: datetime, previous: Sequence[Condition]) ->
 
 def build_evaluation(inputs: Inputs, now: datetime) -> Evaluation:
     workload = inputs.workload
-    views = [view for pod in inputs.pods for view in build_pod_specs(pod)]
+    # Cached per pod uid + resourceVersion: the same views on every reconcile of unchanged
+    # pods, so the posture facts memoised on them are reused too.
+    views = [view for pod in inputs.pods for view in pod_views(pod)]
     result = score_workload(
         views,
         inputs.policy,

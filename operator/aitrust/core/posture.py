@@ -37,7 +37,7 @@ from aitrust.core.signatures import (
     resolve_public_key,
     verify_model_signature,
 )
-from aitrust.core.workloads import ContainerView, PodTemplateView
+from aitrust.core.workloads import ContainerView, PodTemplateView, object_version
 
 __all__ = [
     "AUTH_ANNOTATION",
@@ -615,6 +615,9 @@ def _server_of(image: str) -> tuple[str, tuple[int, ...]] | None:
     return None
 
 
+ServiceVersions = tuple[tuple[str, str] | None, ...]  # (uid, resourceVersion) of each Service
+
+
 @dataclass(slots=True)
 class _PodFacts:
     """Everything about one pod view that does not depend on policy, workload or services."""
@@ -629,6 +632,9 @@ class _PodFacts:
     registry_issues: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     named_ports: dict[str, int] = field(default_factory=dict)
     serving_ports: dict[int, str] = field(default_factory=dict)  # port -> server description
+    # (versions of the published Services, their (Service index, line) exposure lines) last
+    # seen; see _exposure_issues. One tuple, so a reader never pairs a key with another key's lines.
+    exposure: tuple[ServiceVersions, tuple[tuple[int, str], ...]] | None = None
 
 
 _FACTS: dict[int, tuple[weakref.ref[PodTemplateView], _PodFacts]] = {}
@@ -989,16 +995,49 @@ def _restricted(annotations: Mapping[str, Any]) -> bool:
 
 def _exposure_issues(
     pods: Sequence[PodTemplateView], facts: Sequence[_PodFacts], services: Sequence[Mapping[str, Any]]
-) -> list[str]:
+) -> Sequence[str]:
     candidates = [(pod, f) for pod, f in zip(pods, facts, strict=True) if f.serving_ports and not f.auth_hint]
     if not candidates:
-        return []
-    issues: list[str] = []
-    for svc in services:
+        return ()
+    exposed: list[tuple[int, Mapping[str, Any]]] = []
+    versions: list[tuple[str, str] | None] = []
+    for index, svc in enumerate(services):
+        spec = _m(svc.get("spec"))
+        if spec.get("type") not in ("LoadBalancer", "NodePort") and not spec.get("externalIPs"):
+            continue  # ClusterIP (the default) or headless: reachable in-cluster only
+        exposed.append((index, svc))
+        versions.append(object_version(svc))
+    if not exposed:
+        return ()
+    if None in versions:  # offline manifests: nothing names the Services' content
+        return [line for _, line in _exposure_lines(candidates, exposed)]
+    # Live Services (uid + resourceVersion name their content): each pod's lines are memoised on
+    # its facts, which live exactly as long as its view, for the last published Services seen.
+    key = tuple(versions)
+    numbered: list[tuple[int, str]] = []
+    for pod, f in candidates:
+        memo = f.exposure
+        if memo is None or memo[0] != key:
+            memo = (key, tuple(_exposure_lines([(pod, f)], exposed)))
+            f.exposure = memo
+        numbered.extend(memo[1])
+    if len(candidates) > 1:  # Service order first, then pod order, as one pass lists them
+        numbered.sort(key=_first)
+    return [line for _, line in numbered]
+
+
+def _first(item: tuple[int, str]) -> int:
+    return item[0]
+
+
+def _exposure_lines(
+    candidates: Sequence[tuple[PodTemplateView, _PodFacts]], exposed: Sequence[tuple[int, Mapping[str, Any]]]
+) -> list[tuple[int, str]]:
+    """(Service index, line) of each serving port with no auth that an ``exposed`` Service publishes."""
+    issues: list[tuple[int, str]] = []
+    for index, svc in exposed:
         spec = _m(svc.get("spec"))
         svc_type = spec.get("type") or "ClusterIP"
-        if svc_type not in ("LoadBalancer", "NodePort") and not spec.get("externalIPs"):
-            continue
         selector = _m(spec.get("selector"))
         if not selector:
             continue
@@ -1027,8 +1066,11 @@ def _exposure_issues(
                 number = f.named_ports.get(target) if isinstance(target, str) else target
                 if isinstance(number, int) and number in f.serving_ports:
                     issues.append(
-                        f'Service "{meta.get("name", "?")}" ({svc_type}) exposes {f.serving_ports[number]} '
-                        f"port {number} with no auth in front"
+                        (
+                            index,
+                            f'Service "{meta.get("name", "?")}" ({svc_type}) exposes '
+                            f"{f.serving_ports[number]} port {number} with no auth in front",
+                        )
                     )
     return issues
 
