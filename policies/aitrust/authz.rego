@@ -4,6 +4,10 @@
 #          "resource": {"kind": "ModelEndpoint"|"DataSource", "namespace"?, "name"}, "action"}
 # Data:   data.aitrust.workloads[ns][name] = {tier, score, mode, grants, serviceAccounts}
 #         data.aitrust.subjects[ns][serviceAccount] = [workload names]
+#         Every field is a string; "" counts as absent for the optional subject fields and
+#         resource.namespace. Malformed input (a missing or non-object subject or resource, a
+#         non-string field, an unknown kind, no name) is denied with a reason naming the field,
+#         in every mode.
 # Output: decision = {allow, reason, tier, score, mode, workloads}, and allow.
 #
 # Grants are per target, not per action: any action on a granted target is allowed.
@@ -65,11 +69,45 @@ _resource_namespace := input.resource.namespace if {
 	input.resource.namespace != ""
 } else := _namespace
 
+_name_given if input.resource.name != ""
+
 _target := sprintf("%s/%s/%s", [input.resource.kind, _resource_namespace, input.resource.name])
 
 # --- validation, first failure wins ------------------------------------------------
+#
+# Beware `not f(input.x)` and `not input.x in s`: OPA evaluates the argument outside the
+# negation, so an undefined (missing) field makes the whole expression undefined and the
+# check silently passes. Test presence first, or negate a helper rule (as _kind_ok).
 
-_input_error := "spiffeId is not spiffe://<trust-domain>/ns/<namespace>/sa/<serviceAccount>" if {
+_kind_ok if input.resource.kind in _kinds
+
+_input_error := "subject is required" if {
+	not input.subject
+} else := "subject must be an object" if {
+	not is_object(input.subject)
+} else := "resource is required" if {
+	not input.resource
+} else := "resource must be an object" if {
+	not is_object(input.resource)
+} else := "subject.namespace must be a string" if {
+	x := input.subject.namespace
+	not is_string(x)
+} else := "subject.serviceAccount must be a string" if {
+	x := input.subject.serviceAccount
+	not is_string(x)
+} else := "subject.workload must be a string" if {
+	x := input.subject.workload
+	not is_string(x)
+} else := "subject.spiffeId must be a string" if {
+	x := input.subject.spiffeId
+	not is_string(x)
+} else := "resource.namespace must be a string" if {
+	x := input.resource.namespace
+	not is_string(x)
+} else := "resource.name must be a string" if {
+	x := input.resource.name
+	not is_string(x)
+} else := "spiffeId is not spiffe://<trust-domain>/ns/<namespace>/sa/<serviceAccount>" if {
 	input.subject.spiffeId
 	not _spiffe
 } else := "subject.namespace does not match the SPIFFE id" if {
@@ -77,9 +115,9 @@ _input_error := "spiffeId is not spiffe://<trust-domain>/ns/<namespace>/sa/<serv
 } else := "subject has no namespace" if {
 	not _namespace
 } else := "resource.kind must be ModelEndpoint or DataSource" if {
-	not input.resource.kind in _kinds
+	not _kind_ok
 } else := "resource.name is required" if {
-	not input.resource.name
+	not _name_given
 } else := "subject names no workload, serviceAccount or spiffeId" if {
 	not _workload_named
 	not _service_account
@@ -98,7 +136,8 @@ _verdict(name) := _deny(sprintf("unknown subject: workload %s/%s is not managed 
 	not data.aitrust.workloads[_namespace][name]
 } else := _deny(sprintf("service account %s is not used by workload %s/%s", [_service_account, _namespace, name]), null) if {
 	_workload_named
-	not _service_account in data.aitrust.workloads[_namespace][name].serviceAccounts
+	sa := _service_account
+	not sa in object.get(data.aitrust.workloads[_namespace][name], "serviceAccounts", [])
 } else := {
 	"allow": audit,
 	"reason": _quarantined_reason[audit],

@@ -316,3 +316,181 @@ test_malformed_workload_document_falls_back_to_default_deny if {
 		with data.aitrust.workloads as broken
 		with data.aitrust.subjects as _subjects
 }
+
+# --- malformed input: denied with a reason naming the field, in every mode ---------
+#
+# Each case runs for a workload in enforce mode (agent, granted the llm) and for a quarantined
+# one in audit mode (notebook, whose well-formed requests are allowed with "would deny").
+
+_enforce_subject := {"namespace": "team-a", "serviceAccount": "agent-sa"}
+
+_audit_subject := {"namespace": "team-b", "serviceAccount": "nb-sa"}
+
+_rejected(inp, reason) if {
+	d := authz.decision with input as inp
+		with data.aitrust.workloads as _workloads
+		with data.aitrust.subjects as _subjects
+	d == {"allow": false, "reason": reason, "tier": null, "score": null, "mode": null, "workloads": []}
+	a := authz.allow with input as inp
+		with data.aitrust.workloads as _workloads
+		with data.aitrust.subjects as _subjects
+	a == false
+}
+
+# The resource, bad, is rejected for both subjects.
+_resource_rejected(resource, reason) if {
+	_rejected({"subject": _enforce_subject, "resource": resource, "action": "invoke"}, reason)
+	_rejected({"subject": _audit_subject, "resource": resource, "action": "invoke"}, reason)
+}
+
+# The subject fields in bad, merged over each subject, are rejected.
+_subject_rejected(bad, reason) if {
+	_rejected({"subject": object.union(_enforce_subject, bad), "resource": _llm_resource, "action": "invoke"}, reason)
+	_rejected({"subject": object.union(_audit_subject, bad), "resource": _llm_resource, "action": "invoke"}, reason)
+}
+
+_kind_reason := "resource.kind must be ModelEndpoint or DataSource"
+
+test_well_formed_baseline_for_the_malformed_cases if {
+	_decide(_enforce_subject, _llm_resource).allow == true
+	d := _decide(_audit_subject, _llm_resource)
+	d.allow == true
+	d.reason == "audit mode, would deny: workload is quarantined"
+}
+
+test_missing_kind if {
+	_resource_rejected({"namespace": "models", "name": "llm"}, _kind_reason)
+}
+
+test_kind_of_wrong_type if {
+	_resource_rejected({"kind": 5, "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": null, "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": false, "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": ["ModelEndpoint"], "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": {"ModelEndpoint": true}, "namespace": "models", "name": "llm"}, _kind_reason)
+}
+
+test_unknown_or_empty_kind_in_both_modes if {
+	_resource_rejected({"kind": "Secret", "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": "modelendpoint", "namespace": "models", "name": "llm"}, _kind_reason)
+	_resource_rejected({"kind": "", "namespace": "models", "name": "llm"}, _kind_reason)
+}
+
+test_empty_resource_object if {
+	_resource_rejected({}, _kind_reason)
+}
+
+test_missing_resource if {
+	_rejected({"subject": _enforce_subject, "action": "invoke"}, "resource is required")
+	_rejected({"subject": _audit_subject, "action": "invoke"}, "resource is required")
+	_resource_rejected(false, "resource is required")
+}
+
+test_resource_not_an_object if {
+	_resource_rejected("ModelEndpoint/models/llm", "resource must be an object")
+	_resource_rejected(["ModelEndpoint", "models", "llm"], "resource must be an object")
+	_resource_rejected(null, "resource must be an object")
+	_resource_rejected(7, "resource must be an object")
+}
+
+test_missing_or_empty_resource_name if {
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models"}, "resource.name is required")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models", "name": ""}, "resource.name is required")
+}
+
+test_resource_name_of_wrong_type if {
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models", "name": 5}, "resource.name must be a string")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models", "name": null}, "resource.name must be a string")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models", "name": false}, "resource.name must be a string")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": "models", "name": ["llm"]}, "resource.name must be a string")
+}
+
+test_resource_namespace_of_wrong_type if {
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": 1, "name": "llm"}, "resource.namespace must be a string")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": null, "name": "llm"}, "resource.namespace must be a string")
+	_resource_rejected({"kind": "ModelEndpoint", "namespace": ["models"], "name": "llm"}, "resource.namespace must be a string")
+}
+
+test_missing_subject if {
+	_rejected({"resource": _llm_resource, "action": "invoke"}, "subject is required")
+	_rejected({"subject": false, "resource": _llm_resource, "action": "invoke"}, "subject is required")
+}
+
+test_subject_not_an_object if {
+	_rejected({"subject": "team-b/nb-sa", "resource": _llm_resource, "action": "invoke"}, "subject must be an object")
+	_rejected({"subject": ["team-b", "nb-sa"], "resource": _llm_resource, "action": "invoke"}, "subject must be an object")
+	_rejected({"subject": null, "resource": _llm_resource, "action": "invoke"}, "subject must be an object")
+}
+
+test_input_not_an_object if {
+	_rejected("team-b/nb-sa", "subject is required")
+	_rejected([_audit_subject, _llm_resource], "subject is required")
+}
+
+test_subject_namespace_of_wrong_type if {
+	_subject_rejected({"namespace": 5}, "subject.namespace must be a string")
+	_subject_rejected({"namespace": null}, "subject.namespace must be a string")
+	_subject_rejected({"namespace": ["team-b"]}, "subject.namespace must be a string")
+}
+
+test_service_account_of_wrong_type if {
+	_subject_rejected({"serviceAccount": 5}, "subject.serviceAccount must be a string")
+	_subject_rejected({"serviceAccount": null}, "subject.serviceAccount must be a string")
+	_subject_rejected({"serviceAccount": false}, "subject.serviceAccount must be a string")
+	_subject_rejected({"serviceAccount": ["nb-sa"]}, "subject.serviceAccount must be a string")
+}
+
+test_named_workload_of_wrong_type if {
+	_rejected(
+		{"subject": {"namespace": "team-a", "workload": ["agent"]}, "resource": _llm_resource},
+		"subject.workload must be a string",
+	)
+	_rejected(
+		{"subject": {"namespace": "team-b", "workload": {"name": "notebook"}}, "resource": _llm_resource},
+		"subject.workload must be a string",
+	)
+	_subject_rejected({"workload": null}, "subject.workload must be a string")
+}
+
+test_spiffe_id_of_wrong_type if {
+	_rejected({"subject": {"spiffeId": 5}, "resource": _llm_resource}, "subject.spiffeId must be a string")
+	_rejected(
+		{"subject": {"spiffeId": ["spiffe://td/ns/team-b/sa/nb-sa"]}, "resource": _llm_resource},
+		"subject.spiffeId must be a string",
+	)
+	_subject_rejected({"spiffeId": null}, "subject.spiffeId must be a string")
+}
+
+test_several_malformed_fields_report_the_first if {
+	# one reason, not a conflict between several
+	_rejected(
+		{"subject": {"namespace": 1, "serviceAccount": 2, "workload": 3}, "resource": {"kind": 4, "namespace": 5, "name": 6}},
+		"subject.namespace must be a string",
+	)
+	_resource_rejected({"kind": 4, "namespace": 5, "name": 6}, "resource.namespace must be a string")
+}
+
+test_malformed_input_is_not_excused_for_a_quarantined_workload_in_enforce_mode if {
+	_rejected(
+		{"subject": {"namespace": "team-a", "serviceAccount": "jailed-sa"}, "resource": {"name": "llm"}},
+		_kind_reason,
+	)
+}
+
+test_empty_optional_fields_count_as_absent if {
+	# well-formed: "" means not given, as before
+	d := _decide({"namespace": "team-a", "workload": "trainer", "serviceAccount": ""}, _llm_resource)
+	d.allow == true
+	d.workloads == ["trainer"]
+	_decide({"namespace": "team-a", "serviceAccount": "agent-sa", "workload": ""}, _llm_resource).workloads == ["agent"]
+	_decide({"namespace": "team-a", "serviceAccount": "agent-sa"}, {"kind": "ModelEndpoint", "namespace": "", "name": "local"}).allow == true
+}
+
+test_named_workload_without_service_account_list_rejects_a_claimed_one if {
+	broken := {"team-a": {"trainer": {"tier": "trusted", "score": 91, "mode": "enforce", "grants": {}}}}
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "trainer", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
+		with data.aitrust.workloads as broken
+		with data.aitrust.subjects as _subjects
+	d.allow == false
+	d.reason == "service account agent-sa is not used by workload team-a/trainer"
+}
