@@ -472,7 +472,13 @@ def phase_offline(cfg: Config, res: Results) -> None:
             res.add("scoring.median_evals_per_sec", out["median_evals_per_sec"], "evaluations/s", "higher")
             res.add("scoring.state_bytes", out["state_bytes"], "bytes", "lower")
             res.add("scoring.calibration_loop_ms", out["calibration_loop_ms"], "ms", None)
-            log(f"  {out['scoring_evals_per_sec']:,} evaluations/s (best window, one core)")
+            for key in ("operator_evals_per_sec", "operator_uncached_evals_per_sec"):
+                if key in out:
+                    res.add(f"scoring.{key}", out[key], "evaluations/s", "higher")
+            log(
+                f"  {out['scoring_evals_per_sec']:,} score evaluations/s, "
+                f"{out.get('operator_evals_per_sec', 0):,} operator evaluations/s (best window, one core)"
+            )
     if "scan" in cfg.only:
         log("offline scan: bench/bench_scan.py")
         out = run_json("bench_scan.py")

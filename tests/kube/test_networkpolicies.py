@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.kube.networkpolicies import _differs, apply_networkpolicy, is_ours
+from aitrust.kube.networkpolicies import _differs, apply_networkpolicy, is_ours, policy_fingerprint
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
 
 DESIRED: dict[str, Any] = {
@@ -122,3 +122,13 @@ def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() ->
     kube = kube_with(foreign)
     assert apply_networkpolicy(kube, DESIRED, None).outcome == "foreign"
     assert kube.networking.writes == 0 and kube.networking.live == foreign
+
+
+def test_a_fingerprint_matches_the_stored_copy_and_no_edited_one() -> None:
+    assert policy_fingerprint(stored(DESIRED)) == policy_fingerprint(DESIRED)
+    edited = stored(DESIRED)
+    edited["spec"]["egress"] = [{}]
+    assert policy_fingerprint(edited) != policy_fingerprint(DESIRED)
+    relabelled = stored(DESIRED)
+    relabelled["metadata"]["labels"]["aitrust.dev/workload"] = "other"
+    assert policy_fingerprint(relabelled) != policy_fingerprint(DESIRED)

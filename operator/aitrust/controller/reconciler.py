@@ -45,8 +45,9 @@ from aitrust.kube.journal import delete_journal_record, list_journal_records
 from aitrust.kube.networkpolicies import (
     apply_networkpolicy,
     delete_networkpolicy,
+    is_ours,
     list_managed_networkpolicies,
-    matches_desired,
+    policy_fingerprint,
 )
 from aitrust.kube.opa import OpaTarget
 from aitrust.render.networkpolicy import (
@@ -61,7 +62,7 @@ from aitrust.render.opa import render_opa_data, render_opa_subjects, render_opa_
 log = logging.getLogger("aitrust.reconciler")
 
 Clock = Callable[[], datetime]
-ABSENT: dict[str, Any] = {}  # an audit-mode workload's policy: verified deleted
+ABSENT = "absent"  # a policy verified deleted (audit mode, or nobody enforcing uses the endpoint)
 TargetKey = tuple[str, str, str]
 
 
@@ -108,8 +109,8 @@ class Reconciler:
         self.inbox = Inbox()
         # What each workload's NetworkPolicy was last written or verified as; the watch on our
         # policies drops an entry when the live object stops matching it (manual edit, deletion).
-        self.applied_policies: dict[Key, dict[str, Any]] = {}
-        self.applied_endpoint_policies: dict[TargetKey, dict[str, Any]] = {}
+        self.applied_policies: dict[Key, str] = {}
+        self.applied_endpoint_policies: dict[TargetKey, str] = {}
         # Which workloads hold a grant to each target: endpoint policies render without a scan.
         self.granted: dict[TargetKey, set[Key]] = {}
         self._namespaces: dict[str, set[Key]] = {}
@@ -290,22 +291,15 @@ class Reconciler:
             listed[(meta["namespace"], meta["name"])] = None if deleted else body
         if "aitrust.dev/workload" in labels:
             key = (meta["namespace"], labels["aitrust.dev/workload"])
-            applied = self.applied_policies.get(key)
-            echo = applied and not deleted and applied["metadata"]["name"] == meta["name"]
-            if applied and echo and matches_desired(body, applied):
+            if not deleted and is_ours(body) and self.applied_policies.get(key) == policy_fingerprint(body):
                 return  # the echo of our own write
             self.applied_policies.pop(key, None)
             self.queue.add(key)
         elif "aitrust.dev/endpoint" in labels:
             kind = labels.get("aitrust.dev/endpoint-kind", "ModelEndpoint")
             target = (kind, meta["namespace"], labels["aitrust.dev/endpoint"])
-            applied_endpoint = self.applied_endpoint_policies.get(target)
-            if (
-                applied_endpoint
-                and not deleted
-                and applied_endpoint["metadata"]["name"] == meta["name"]
-                and matches_desired(body, applied_endpoint)
-            ):
+            fingerprint = self.applied_endpoint_policies.get(target)
+            if not deleted and is_ours(body) and fingerprint == policy_fingerprint(body):
                 return  # the echo of our own write
             self.applied_endpoint_policies.pop(target, None)
             self.endpoint_queue.add(target)
@@ -546,7 +540,8 @@ class Reconciler:
             return "audit"
         owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
         desired = render_workload_policy(eff, owner)
-        if self.applied_policies.get(key) == desired:
+        fingerprint = policy_fingerprint(desired)
+        if self.applied_policies.get(key) == fingerprint:
             return "unchanged"  # as last written, and the watch has seen no change since
         listed = self._listed_policies
         if listed is not None and key not in self.applied_policies:
@@ -554,7 +549,7 @@ class Reconciler:
         else:
             outcome = apply_networkpolicy(self.kube, desired).outcome
         if outcome in ("created", "updated", "unchanged"):
-            self.applied_policies[key] = desired
+            self.applied_policies[key] = fingerprint
         return outcome
 
     async def _push_opa(self, eff: EffectiveTrust) -> bool:
@@ -640,10 +635,11 @@ class Reconciler:
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
         desired = render_endpoint_ingress_policy(target, referencing, owner, selectors)
-        if self.applied_endpoint_policies.get(key) == desired:
+        fingerprint = policy_fingerprint(desired)
+        if self.applied_endpoint_policies.get(key) == fingerprint:
             return  # as last written, and the watch has seen no change since
         if apply_networkpolicy(self.kube, desired).outcome in ("created", "updated", "unchanged"):
-            self.applied_endpoint_policies[key] = desired
+            self.applied_endpoint_policies[key] = fingerprint
 
     async def _report_invalid(
         self, key: Key, body: dict[str, Any], exc: ValidationError, now: datetime

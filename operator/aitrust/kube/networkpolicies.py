@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +44,26 @@ def _differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 def matches_desired(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     return is_ours(live) and not _differs(live, desired)
+
+
+def policy_fingerprint(policy: dict[str, Any]) -> str:
+    """A digest of what ``_differs`` compares (our labels only): equal for a desired policy and
+    its stored copy, different after any edit of ours. 64 bytes instead of the whole object."""
+    meta = policy.get("metadata") or {}
+    labels = sorted(
+        (k, v)
+        for k, v in (meta.get("labels") or {}).items()
+        if k == MANAGED_BY[0] or k.startswith("aitrust.dev/")
+    )
+    payload = [
+        meta.get("namespace"),
+        meta.get("name"),
+        (meta.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
+        [(o.get("uid"), o.get("kind")) for o in meta.get("ownerReferences") or []],
+        labels,
+        _prune(policy.get("spec") or {}),
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _normalise(spec: dict[str, Any]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,8 +39,8 @@ class OpaTarget:
     _client: httpx.AsyncClient | None = None
     _task: asyncio.Task[None] | None = None
     _resync: asyncio.Event = field(default_factory=asyncio.Event)
-    # Documents OPA holds since the last full sync: an unchanged one is not written again.
-    _pushed: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # Digests of the documents OPA holds since the last full sync: unchanged ones are not rewritten.
+    _pushed: dict[tuple[str, ...], str | None] = field(default_factory=dict)
     # Objects known to exist in OPA's data tree, so a JSON Patch "add" never replaces one.
     _parents: set[tuple[str, ...]] = field(default_factory=set)
     _outbox: dict[tuple[str, ...], Any] = field(default_factory=dict)
@@ -91,7 +93,7 @@ class OpaTarget:
         if not self.synced.is_set():
             return False
         key = tuple(path)
-        if key in self._pushed and self._pushed[key] == document:
+        if key in self._pushed and self._pushed[key] == _digest(document):
             return True
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._outbox[key] = document
@@ -144,7 +146,7 @@ class OpaTarget:
                 r = await self.client.delete("/v1/data/" + "/".join(path))
                 if r.status_code not in (200, 204, 404):
                     r.raise_for_status()
-        self._pushed.update(batch)
+        self._pushed.update((path, _digest(document)) for path, document in batch.items())
 
     def request_resync(self) -> None:
         self._pushed.clear()
@@ -176,6 +178,12 @@ class OpaTarget:
                 self._resync.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def _digest(document: dict[str, Any] | None) -> str | None:
+    if document is None:
+        return None
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def _pointer(path: tuple[str, ...]) -> str:
