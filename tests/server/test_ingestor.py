@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from kubernetes.client.exceptions import ApiException
 
 from aitrust.api.v1alpha1 import Mode, Severity
@@ -16,9 +17,10 @@ from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Store
 from aitrust.core.signal import Signal, WorkloadHint
 from aitrust.server.auth import RateLimiter, TokenStore
-from aitrust.server.ingestor import Ingestor
+from aitrust.server.ingestor import CommitError, Ingestor
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+loop: asyncio.AbstractEventLoop
 
 
 class FakeCore:
@@ -195,6 +197,47 @@ def test_inbox_settles_records_only_when_every_signal_is_applied() -> None:
     assert inbox.drop(("ml", "other")) == ["r1"]
     assert len(inbox) == 0 and inbox.workloads() == []
     assert inbox.empty_records(["r1", "r3"]) == ["r1", "r3"]
+
+
+def test_a_costly_signal_is_enforced_while_its_journal_write_runs() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+    release = asyncio.Event()
+    store_it = kube.core.create_namespaced_config_map
+    failures = [RuntimeError("etcd unavailable")]
+
+    def create(ns: str, body: dict[str, Any], **kw: Any) -> Raw:
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
+        if failures:
+            raise failures.pop()
+        return store_it(ns, body, **kw)
+
+    kube.core.create_namespaced_config_map = create  # type: ignore[method-assign]
+
+    async def run() -> None:
+        global loop
+        loop = asyncio.get_running_loop()
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler)
+        ingestor.start()
+        first = asyncio.create_task(ingestor.submit(KEY, [signal(7)]))
+        await asyncio.sleep(0.1)
+        # Not durable yet, not acknowledged, but already waiting to be enforced, urgently.
+        assert not first.done()
+        assert [s.id for s in reconciler.inbox.pending(KEY)] == ["evt-7"]
+        assert not reconciler.inbox.holds(KEY, "evt-7")  # a retry would not count as a duplicate
+        assert KEY in reconciler.queue._urgent
+        release.set()
+        with pytest.raises(CommitError):
+            await first  # the write failed: 503, the sender retries
+        retry = await ingestor.submit(KEY, [signal(7)])
+        assert retry.added == 1  # journaled this time, not mistaken for a duplicate
+        assert reconciler.inbox.holds(KEY, "evt-7") and len(kube.core.config_maps) == 1
+        await settle(reconciler)
+        assert kube.core.config_maps == {}
+        await ingestor.stop()
+
+    asyncio.run(run())
+    assert [s["id"] for s in kube.body["status"]["signals"]] == ["evt-7"]
 
 
 def test_rate_limiter_and_tokens() -> None:

@@ -73,8 +73,15 @@ def parse_journal_record(body: dict[str, Any]) -> list[tuple[Key, Signal]]:
     return entries
 
 
+PROVISIONAL = "provisional:"
+
+
 class Inbox:
-    """Signals that are journaled but not yet in status, by workload, with the record holding each."""
+    """Signals that are journaled but not yet in status, by workload, with the record holding each.
+
+    A signal that costs points is filed under a provisional record while its journal write runs:
+    tightening need not wait for durability (a signal can only lower trust); the 2xx still does.
+    """
 
     def __init__(self) -> None:
         self._pending: dict[Key, dict[str, tuple[Signal, str]]] = {}
@@ -89,6 +96,8 @@ class Inbox:
         for key, signal in entries:
             waiting = self._pending.setdefault(key, {})
             if signal.id in waiting:
+                if waiting[signal.id][1].startswith(PROVISIONAL):
+                    self.move(record, [(key, signal)])  # a retry made it durable after all
                 continue
             waiting[signal.id] = (signal, record)
             count += 1
@@ -96,8 +105,25 @@ class Inbox:
             self._remaining[record] = self._remaining.get(record, 0) + count
             self._count += count
 
+    def move(self, record: str, entries: Iterable[tuple[Key, Signal]]) -> bool:
+        """Re-file provisional entries under their stored ``record`` (those already applied are
+        skipped); True when nothing of the record is left waiting, so it can go at once."""
+        for key, signal in entries:
+            entry = self._pending.get(key, {}).get(signal.id)
+            if entry is None:
+                continue
+            old = entry[1]
+            self._pending[key][signal.id] = (signal, record)
+            self._remaining[old] -= 1
+            if self._remaining[old] <= 0:
+                del self._remaining[old]
+            self._remaining[record] = self._remaining.get(record, 0) + 1
+        return record not in self._remaining
+
     def holds(self, key: Key, signal_id: str) -> bool:
-        return signal_id in self._pending.get(key, {})
+        """Waiting under a stored record (a provisional one may yet fail to be stored)."""
+        entry = self._pending.get(key, {}).get(signal_id)
+        return entry is not None and not entry[1].startswith(PROVISIONAL)
 
     def pending(self, key: Key) -> list[Signal]:
         return [signal for signal, _ in self._pending.get(key, {}).values()]

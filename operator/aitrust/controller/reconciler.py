@@ -30,7 +30,7 @@ from aitrust.api.v1alpha1 import (
     TrustPolicy,
     TrustPolicySpec,
 )
-from aitrust.controller.journal import Inbox, parse_journal_record
+from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
 from aitrust.controller.queue import WorkQueue
 from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
@@ -195,8 +195,11 @@ class Reconciler:
             log.info("journal: %d signal(s) from %d record(s) to apply", len(self.inbox), len(records))
 
     def _settle(self, key: Key, signal_ids: list[str]) -> None:
-        done = self.inbox.settle(key, signal_ids)
+        done = [r for r in self.inbox.settle(key, signal_ids) if not r.startswith(PROVISIONAL)]
         metrics.SIGNAL_BACKLOG.set(len(self.inbox))
+        self.delete_records(done)
+
+    def delete_records(self, done: list[str]) -> None:
         if done and self.journal_namespace is not None:
             task = asyncio.create_task(self._delete_records(done))
             self._deletions.add(task)

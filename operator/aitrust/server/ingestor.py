@@ -11,6 +11,7 @@ import asyncio
 import collections
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aitrust import metrics
-from aitrust.controller.journal import build_journal_records
+from aitrust.controller.journal import PROVISIONAL, build_journal_records
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Key
 from aitrust.core.rules import score_signal
@@ -137,6 +138,13 @@ class Ingestor:
                 outcome.append((fut, new))
         claimed = {(key, signal.id) for key, signal in fresh}
         self._in_flight |= claimed
+        costly = self._costly(fresh)
+        early = [(key, signal) for key, signal in fresh if key in costly]
+        if early:
+            # Enforce while the journal write runs; the acknowledgement still waits for it.
+            self.reconciler.inbox.add(f"{PROVISIONAL}{uuid.uuid4().hex}", early)
+            for key in costly:
+                self.reconciler.queue.add(key, urgent=True)
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         try:
@@ -162,7 +170,10 @@ class Ingestor:
         start = 0
         for name, record in zip(names, records, strict=True):
             count = record["data"]["signals.json"].count("\n") + 1
-            self.reconciler.inbox.add(name, fresh[start : start + count])
+            entries = fresh[start : start + count]
+            self.reconciler.inbox.add(name, [(k, s) for k, s in entries if k not in costly])
+            if self.reconciler.inbox.move(name, [(k, s) for k, s in entries if k in costly]):
+                self.reconciler.delete_records([name])  # applied before it was even stored
             start += count
         metrics.SIGNAL_BACKLOG.set(len(self.reconciler.inbox))
         for key, signal in fresh:
@@ -172,23 +183,25 @@ class Ingestor:
         for fut, new in outcome:
             if not fut.done():
                 fut.set_result(Committed(1 if new else 0, 0 if new else 1))
-        self._schedule(fresh)
+        loop = asyncio.get_running_loop()
+        for key in {key for key, _ in fresh} - costly:
+            if key not in self._coalescing:
+                self._coalescing.add(key)
+                loop.call_later(self.coalesce, self._release, key)
 
-    def _schedule(self, fresh: list[tuple[Key, Signal]]) -> None:
-        """Signals that cost points are enforced now, ahead of the queue; free ones (noise, and
-        inputs to baselines and sequences) wait a moment so that one status write takes many."""
+    def _costly(self, fresh: list[tuple[Key, Signal]]) -> set[Key]:
+        """Workloads with a signal that costs points: enforced at once, ahead of the queue. Free
+        ones (noise, inputs to baselines and sequences) wait a moment so one status write takes many."""
         by_key: dict[Key, list[Signal]] = defaultdict(list)
         for key, signal in fresh:
             by_key[key].append(signal)
         now = datetime.now(UTC)
-        loop = asyncio.get_running_loop()
+        costly = set()
         for key, signals in by_key.items():
             policy = self.reconciler.policy_for(key)
             if policy is None or any(score_signal(s, policy, now).points > 0 for s in signals):
-                self.reconciler.queue.add(key, urgent=True)
-            elif key not in self._coalescing:
-                self._coalescing.add(key)
-                loop.call_later(self.coalesce, self._release, key)
+                costly.add(key)
+        return costly
 
     def _release(self, key: Key) -> None:
         self._coalescing.discard(key)
