@@ -122,6 +122,7 @@ class Reconciler:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
+        self._population_due = True
         self.enforce_executor = ThreadPoolExecutor(4, thread_name_prefix="aitrust-enforce")
         self.opa_targets = [
             OpaTarget(
@@ -595,8 +596,17 @@ class Reconciler:
         self._record_population()
 
     def _record_population(self) -> None:
+        # A scan of every workload: at most once a second, not once per reconcile.
+        if not self._population_due:
+            return
+        self._population_due = False
         counts = Counter((e.tier.value, e.mode.value) for e in self.effective.values())
         metrics.record_population(dict(counts))
+        asyncio.get_running_loop().call_later(1.0, self._population_tick)
+
+    def _population_tick(self) -> None:
+        self._population_due = True
+        self._record_population()
 
     async def reconcile_endpoint(self, key: TargetKey) -> None:
         if await _guarded(key[0], key[1:], asyncio.to_thread(self._reconcile_endpoint, key)):
