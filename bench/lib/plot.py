@@ -11,17 +11,29 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from bench.lib.stats import cdf
 from matplotlib.axes import Axes
+from matplotlib.ticker import NullFormatter
 
 
-def _cdf_panel(ax: Axes, series: Mapping[str, Sequence[float]], title: str, target: float | None) -> None:
+def _cdf_panel(
+    ax: Axes,
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    target: float | None,
+    timeout: float | None = None,
+) -> None:
     for label, samples in series.items():
         if samples:
             xs, ys = cdf(samples)
             ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})")
     if target is not None:
         ax.axvline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g} ms")
+    if timeout is not None:
+        ax.axvline(
+            timeout, color="black", linestyle=":", linewidth=1, label="trial timeout (counted as failed)"
+        )
     ax.axhline(0.99, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # unlabelled minor ticks: labels overlap otherwise
     ax.set_xlabel("ms (log scale)")
     ax.set_ylabel("fraction of samples ≤ x")
     ax.set_title(title, fontsize=10)
@@ -43,8 +55,7 @@ def render(
 ) -> None:
     """``throughput``: workloads -> signals/s; ``cold_start``: workloads -> (seconds, peak MB, converged)."""
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
-    _cdf_panel(axes[0][0], enforcement, "signal POST → NetworkPolicy + OPA flipped", 250)
-    axes[0][0].axvline(trial_timeout_ms, color="black", linestyle=":", linewidth=1, label="trial timeout")
+    _cdf_panel(axes[0][0], enforcement, "signal POST → NetworkPolicy + OPA flipped", 250, trial_timeout_ms)
     _cdf_panel(axes[0][1], post, "signal POST → 2xx (sustained load)", 100)
     _cdf_panel(axes[0][2], opa, "OPA aitrust.authz decision, 10,000 workloads", 2)
 
@@ -79,13 +90,16 @@ def render(
         xs = sorted(cold_start)
         secs = [cold_start[x][0] for x in xs]
         ax.plot(xs, secs, marker="o", color="tab:blue", label="seconds to converge")
-        ax.plot(
-            xs,
-            [x / s if s else 0 for x, s in zip(xs, secs, strict=True)],
-            marker="s",
-            color="tab:green",
-            label="workloads/s",
-        )
+        for x, sec in zip(xs, secs, strict=True):
+            if not cold_start[x][2]:
+                ax.annotate(
+                    "gave up: not converged",
+                    (x, sec),
+                    textcoords="offset points",
+                    xytext=(-130, -18),
+                    fontsize=8,
+                    color="tab:blue",
+                )
         ax.axhline(60, color="red", linestyle="--", linewidth=1, label="target 60 s (5,000)")
         ax2 = ax.twinx()
         ax2.plot(xs, [cold_start[x][1] for x in xs], marker="^", color="tab:orange", label="peak RSS MB")
