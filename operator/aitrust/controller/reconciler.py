@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +62,7 @@ from aitrust.render.opa import render_opa_data, render_opa_subjects, render_opa_
 log = logging.getLogger("aitrust.reconciler")
 
 Clock = Callable[[], datetime]
+ENDPOINT_COALESCE_SECONDS = 0.5
 ABSENT = "absent"  # a policy verified deleted (audit mode, or nobody enforcing uses the endpoint)
 TargetKey = tuple[str, str, str]
 
@@ -123,7 +124,10 @@ class Reconciler:
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
         self._population_due = True
-        self.enforce_executor = ThreadPoolExecutor(4, thread_name_prefix="aitrust-enforce")
+        self._endpoints_due: set[TargetKey] = set()
+        self.enforce_executor = ThreadPoolExecutor(workers, thread_name_prefix="aitrust-enforce")
+        # Reconciles wait on the API server far more than they compute: let them overlap.
+        self.io_executor = ThreadPoolExecutor(workers * 2, thread_name_prefix="aitrust-io")
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -498,7 +502,7 @@ class Reconciler:
         np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
         if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
             for grant in eff.grants:
-                self.endpoint_queue.add((grant.kind, grant.namespace, grant.name))
+                self._endpoint_changed((grant.kind, grant.namespace, grant.name))
         if isinstance(np_result, BaseException):
             return build_condition(
                 "Enforced",
@@ -592,7 +596,7 @@ class Reconciler:
             ),
         )
         for grant in eff.grants:
-            self.endpoint_queue.add((grant.kind, grant.namespace, grant.name))
+            self._endpoint_changed((grant.kind, grant.namespace, grant.name))
         self._record_population()
 
     def _record_population(self) -> None:
@@ -609,8 +613,23 @@ class Reconciler:
         self._record_population()
 
     async def reconcile_endpoint(self, key: TargetKey) -> None:
-        if await _guarded(key[0], key[1:], asyncio.to_thread(self._reconcile_endpoint, key)):
+        work = asyncio.get_running_loop().run_in_executor(self.io_executor, self._reconcile_endpoint, key)
+        if await _guarded(key[0], key[1:], work):
             self.endpoint_queue.add(key)
+
+    def _endpoint_changed(self, target: TargetKey) -> None:
+        """A grant to ``target`` changed. Its ingress policy is re-rendered a moment later, once
+        for many changes (a cold start changes 100 grants of one endpoint within seconds): the
+        workload's own egress policy, written at once, already enforces the new tier."""
+        if target in self._endpoints_due:
+            return
+        self._endpoints_due.add(target)
+
+        def due() -> None:
+            self._endpoints_due.discard(target)
+            self.endpoint_queue.add(target)
+
+        asyncio.get_running_loop().call_later(ENDPOINT_COALESCE_SECONDS, due)
 
     def _in_namespace(self, namespace: str) -> list[EffectiveTrust]:
         return [self.effective[k] for k in self._namespaces.get(namespace, ()) if k in self.effective]
@@ -676,7 +695,8 @@ class Reconciler:
         if all(current.get(k) == v for k, v in status.items()):
             return True  # nothing changed: no write, no churn
         try:
-            updated = await asyncio.to_thread(
+            updated = await asyncio.get_running_loop().run_in_executor(
+                self.io_executor,
                 self.kube.patch_status,
                 "AIWorkload",
                 key[0],
@@ -700,7 +720,7 @@ class Reconciler:
         return True
 
 
-async def _guarded(kind: str, key: tuple[str, ...], work: Coroutine[Any, Any, None]) -> bool:
+async def _guarded(kind: str, key: tuple[str, ...], work: Awaitable[None]) -> bool:
     """Run one reconcile; True when it failed and should be retried (after a pause)."""
     try:
         await work
