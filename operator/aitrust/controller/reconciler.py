@@ -125,9 +125,9 @@ class Reconciler:
         self._deletions: set[asyncio.Task[None]] = set()
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
-        self.enforce_executor = ThreadPoolExecutor(workers, thread_name_prefix="aitrust-enforce")
-        # Reconciles wait on the API server far more than they compute: let them overlap.
-        self.io_executor = ThreadPoolExecutor(workers * 2, thread_name_prefix="aitrust-io")
+        # Small pools on purpose: more threads measured slower (GIL contention with the event loop).
+        self.enforce_executor = ThreadPoolExecutor(4, thread_name_prefix="aitrust-enforce")
+        self.io_executor = ThreadPoolExecutor(6, thread_name_prefix="aitrust-io")
         self.opa_targets = [
             OpaTarget(
                 url,
