@@ -163,7 +163,8 @@ def test_a_killed_operators_journal_is_replayed_once() -> None:
     assert kube.core.config_maps == {}
 
     # A record left over after its signals reached status (killed before the delete) changes nothing.
-    kube.core.create_namespaced_config_map("aitrust-system", build_journal_records([(KEY, signal(1))])[0])
+    leftover = build_journal_records([(KEY, signal(1))])[0].body
+    kube.core.create_namespaced_config_map("aitrust-system", leftover)
     before = copy.deepcopy(kube.body["status"])
 
     async def restart_again() -> None:
@@ -180,11 +181,12 @@ def test_journal_records_split_under_the_configmap_cap_and_round_trip() -> None:
     entries = [(("ns", f"w{i % 7}"), signal(i)) for i in range(5000)]
     records = build_journal_records(entries)
     assert len(records) > 1
-    assert all(len(r["data"]["signals.json"]) <= MAX_RECORD_BYTES for r in records)
-    assert len({r["metadata"]["name"] for r in records}) == len(records)
-    assert [e for r in records for e in parse_journal_record(r)] == entries
-    broken = {"data": {"signals.json": "not json\n" + records[0]["data"]["signals.json"]}}
-    assert len(parse_journal_record(broken)) == len(parse_journal_record(records[0]))
+    assert all(len(r.body["data"]["signals.json"]) <= MAX_RECORD_BYTES for r in records)
+    assert len({r.body["metadata"]["name"] for r in records}) == len(records)
+    assert [e for r in records for e in parse_journal_record(r.body)] == entries
+    assert all(parse_journal_record(r.body) == r.entries for r in records)
+    broken = {"data": {"signals.json": "not json\n" + records[0].body["data"]["signals.json"]}}
+    assert len(parse_journal_record(broken)) == len(records[0].entries)
 
 
 def test_inbox_settles_records_only_when_every_signal_is_applied() -> None:

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aitrust.controller.store import Key
 from aitrust.core.signal import Signal
@@ -24,23 +24,30 @@ RECORD_KEY = "signals.json"
 MAX_RECORD_BYTES = 700_000
 
 
-def build_journal_records(entries: Sequence[tuple[Key, Signal]]) -> list[dict[str, Any]]:
-    """ConfigMap bodies (without namespace) holding ``entries``, split to stay under the size cap."""
-    records: list[dict[str, Any]] = []
-    chunk: list[str] = []
+class JournalRecord(NamedTuple):
+    body: dict[str, Any]  # the ConfigMap, without namespace
+    entries: list[tuple[Key, Signal]]  # what it holds
+
+
+def build_journal_records(entries: Sequence[tuple[Key, Signal]]) -> list[JournalRecord]:
+    """ConfigMaps holding ``entries``, split to stay under the size cap."""
+    records: list[JournalRecord] = []
+    lines: list[str] = []
+    held: list[tuple[Key, Signal]] = []
     size = 0
     for key, signal in entries:
         line = json.dumps(
             {"namespace": key[0], "name": key[1], "signal": signal.model_dump(mode="json")},
             separators=(",", ":"),
         )
-        if chunk and size + len(line) > MAX_RECORD_BYTES:
-            records.append(_record(chunk))
-            chunk, size = [], 0
-        chunk.append(line)
+        if lines and size + len(line) > MAX_RECORD_BYTES:
+            records.append(JournalRecord(_record(lines), held))
+            lines, held, size = [], [], 0
+        lines.append(line)
+        held.append((key, signal))
         size += len(line) + 1
-    if chunk:
-        records.append(_record(chunk))
+    if lines:
+        records.append(JournalRecord(_record(lines), held))
     return records
 
 

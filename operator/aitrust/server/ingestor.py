@@ -152,7 +152,7 @@ class Ingestor:
             names = await asyncio.gather(
                 *(
                     loop.run_in_executor(
-                        self._executor, create_journal_record, self.reconciler.kube, self.namespace, r
+                        self._executor, create_journal_record, self.reconciler.kube, self.namespace, r.body
                     )
                     for r in records
                 )
@@ -167,14 +167,10 @@ class Ingestor:
             self._in_flight -= claimed
         if records:
             metrics.SIGNAL_COMMIT_LATENCY.observe(time.monotonic() - started)
-        start = 0
         for name, record in zip(names, records, strict=True):
-            count = record["data"]["signals.json"].count("\n") + 1
-            entries = fresh[start : start + count]
-            self.reconciler.inbox.add(name, [(k, s) for k, s in entries if k not in costly])
-            if self.reconciler.inbox.move(name, [(k, s) for k, s in entries if k in costly]):
+            self.reconciler.inbox.add(name, [(k, s) for k, s in record.entries if k not in costly])
+            if self.reconciler.inbox.move(name, [(k, s) for k, s in record.entries if k in costly]):
                 self.reconciler.delete_records([name])  # applied before it was even stored
-            start += count
         metrics.SIGNAL_BACKLOG.set(len(self.reconciler.inbox))
         for key, signal in fresh:
             self._committed[(key, signal.id)] = None
@@ -183,7 +179,6 @@ class Ingestor:
         for fut, new in outcome:
             if not fut.done():
                 fut.set_result(Committed(1 if new else 0, 0 if new else 1))
-        loop = asyncio.get_running_loop()
         for key in {key for key, _ in fresh} - costly:
             if key not in self._coalescing:
                 self._coalescing.add(key)
