@@ -2,7 +2,8 @@
 
 One evaluation = posture checks of a 2-container vLLM pod (with a LoadBalancer Service and
 a signed declared model) + signature verdicts + scoring of 20 active signal records, as the
-operator runs it for every incoming signal (``aitrust.core.scoring.score_workload``).
+operator runs it for every incoming signal (``aitrust.core.scoring.score_workload``). The Service
+carries a uid and resourceVersion, as every Service in the operator's store does.
 The clock advances one second per evaluation, so decay is recomputed every time.
 
 A second figure, ``operator_evals_per_sec``, times the operator's real path: the whole
@@ -65,7 +66,11 @@ DIGEST = "sha256:" + "5f1d6a3c9b8e7f2a4d0c6b1e9f3a7d5c" * 2
 def _fixture() -> tuple[Any, ...]:
     docs = [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
-    services = [d for d in docs if d["kind"] == "Service"]
+    # Services as the operator's store holds them: uid and resourceVersion name their content.
+    services = [
+        {**d, "metadata": {**d["metadata"], "uid": f"svc-{i}", "resourceVersion": str(40_000 + i)}}
+        for i, d in enumerate(d for d in docs if d["kind"] == "Service")
+    ]
     pods = build_pod_specs(deployment)
     assert len(pods) == 1 and len(pods[0].containers) == 2
 
@@ -210,10 +215,7 @@ def _operator_fixture(fixture: tuple[Any, ...]) -> tuple[Inputs, dict[str, Any]]
         }
         for i in range(REPLICAS)
     )
-    store_services = tuple(
-        {**svc, "metadata": {**svc["metadata"], "uid": f"svc-{i}", "resourceVersion": str(40_000 + i)}}
-        for i, svc in enumerate(services)
-    )
+    store_services = tuple(services)
     spec = workload_spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     spec["access"] = {"modelEndpoints": [{"name": "llm"}]}
     body = {

@@ -284,6 +284,22 @@ def _dedupe(
     return [record for _, record in best.values()]
 
 
+def _most_relevant(
+    records: Sequence[SignalRecord], now: float, rate: float, acknowledged_at: float | None
+) -> list[SignalRecord]:
+    """The ``MAX_STATUS_SIGNALS`` records to keep: active holds, then by decayed weight, newest."""
+    ranked: list[tuple[bool, float, float, str, SignalRecord]] = []
+    for record in records:
+        time = _epoch(record.time)  # parsed already by the caller's pass
+        age = now - time
+        decayed = record.points * math.exp(-rate * age) if age > 0 else float(record.points)
+        until = record.quarantine_until
+        hold = until is not None and _hold_active(until, time, now, acknowledged_at)
+        ranked.append((not hold, -decayed, -time, record.id, record))
+    ranked.sort(key=lambda e: e[:4])
+    return [entry[4] for entry in ranked[:MAX_STATUS_SIGNALS]]
+
+
 @lru_cache(maxsize=4096)
 def _signal_factor(rule: str, source: str, points: int, count: int, latest: str, initial: int) -> Factor:
     # Interned: decay moves the points slowly, so re-scores mostly reuse the same factor.
@@ -342,10 +358,12 @@ def score_trust(
     prune_below = PRUNE_BELOW
     # One pass: decay, prune, and per-rule totals [penalty, count, initial points, latest
     # time, its text, source]. Kept lean: this loop is most of an evaluation's cost.
-    live: dict[str, tuple[float, bool, float, SignalRecord]] = {}
     groups: dict[str, list[Any]] = {}
     holds: list[tuple[float, str, SignalRecord]] = []
-    added = 0
+    kept: list[SignalRecord] = []
+    keep = kept.append
+    ids: set[str] = set()
+    remember = ids.add
     for record in signals:
         # Field values straight from the instance dict: half the cost of attribute access,
         # and this loop runs per record per evaluation.
@@ -362,13 +380,12 @@ def score_trust(
         # Future-dated records count in full: never more than their points.
         decayed = points * exp(-rate * age) if age > 0 else float(points)
         until: str | None = fields["quarantine_until"]
-        hold = until is not None and _hold_active(until, time, now_s, ack_s)
-        if decayed < prune_below and not hold:
-            continue
-        live[fields["id"]] = (decayed, hold, time, record)
-        added += 1
-        if hold:
+        if until is not None and _hold_active(until, time, now_s, ack_s):
             holds.append((time, fields["id"], record))
+        elif decayed < prune_below:
+            continue
+        remember(fields["id"])
+        keep(record)
         rule: str = fields["rule"]
         group = groups.get(rule)
         if group is None:
@@ -381,7 +398,7 @@ def score_trust(
                 group[3] = time
                 group[4] = text
 
-    if len(live) != added:
+    if len(ids) != len(kept):
         # Redelivered ids: keep the weightiest copy of each and start over (rare path).
         return score_trust(
             findings,
@@ -431,11 +448,8 @@ def score_trust(
     if score != unclamped:
         factors.append(_clamp_factor(score - unclamped, unclamped))
 
-    if len(live) <= MAX_STATUS_SIGNALS:
-        kept = [entry[3] for entry in live.values()]  # input order: the caller appends new ones
-    else:
-        ranked = sorted(live.values(), key=lambda e: (not e[1], -e[0], -e[2], e[3].id))
-        kept = [entry[3] for entry in ranked[:MAX_STATUS_SIGNALS]]
+    if len(kept) > MAX_STATUS_SIGNALS:  # else input order: the caller appends new ones
+        kept = _most_relevant(kept, now_s, rate, ack_s)
     tier = score_tier(score, policy.thresholds, policy.hysteresis, previous_tier, hold=bool(holds))
     # Everything here was built with the right types: skip re-validation (hot path).
     return _trust_result(score, posture, tier, factors, quarantine, kept)
