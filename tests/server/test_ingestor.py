@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.api.v1alpha1 import Mode, Severity
+from aitrust.api.v1alpha1 import Mode, Severity, TrustPolicySpec
 from aitrust.controller.journal import MAX_RECORD_BYTES, Inbox, build_journal_records, parse_journal_record
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Store
@@ -240,6 +240,46 @@ def test_a_costly_signal_is_enforced_while_its_journal_write_runs() -> None:
 
     asyncio.run(run())
     assert [s["id"] for s in kube.body["status"]["signals"]] == ["evt-7"]
+
+
+def cloud_event(i: int, name: str) -> Signal:
+    return Signal(
+        id=f"ct-{i}",
+        source="cloudtrail",
+        time=NOW,
+        severity=Severity.INFO,
+        rule=name,
+        event_name=name,
+        target=WorkloadHint(namespace="ml", pod="agent-0"),
+    )
+
+
+def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler, coalesce=1.0, max_coalesce=10.0, fold_rate=100.0)
+        noise = cloud_event(1, "DescribeInstances")  # free, no sequence step
+        step = cloud_event(2, "ListFoundationModels")  # an LLMjacking step
+        assert ingestor._classify([(KEY, noise)]) == (set(), set())
+        assert ingestor._classify([(KEY, noise), (KEY, step)]) == ({KEY}, set())  # 5 points by default
+        # A policy where single steps cost nothing: the step still is not left waiting as noise.
+        free = TrustPolicySpec.model_validate(
+            {"signals": {"severityPoints": {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0}}}
+        )
+        reconciler.policy_for = lambda key: free  # type: ignore[method-assign]
+        assert ingestor._classify([(KEY, noise), (KEY, step)]) == (set(), {KEY})
+        assert ingestor._classify([(KEY, noise)]) == (set(), set())
+
+        assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting
+        ingestor._coalescing |= {("ml", f"w{i}") for i in range(500)}
+        assert ingestor._fold_delay(prompt=False) == 5.0  # 500 workloads at 100 writes/s
+        assert ingestor._fold_delay(prompt=True) == 1.0  # a sequence step never waits longer
+        ingestor._coalescing |= {("ml", f"w{i}") for i in range(5000)}
+        assert ingestor._fold_delay(prompt=False) == 10.0  # bounded
+
+    asyncio.run(run())
 
 
 def test_rate_limiter_and_tokens() -> None:

@@ -39,6 +39,7 @@ from aitrust.core.durations import parse_duration
 from aitrust.core.signal import Signal
 
 __all__ = [
+    "is_sequence_stage",
     "BUILTIN_RULES",
     "LLMJACKING_MIN_STAGES",
     "LLMJACKING_SEQUENCE_RULE",
@@ -329,6 +330,11 @@ _BY_SOURCE: Mapping[str, tuple[BuiltinRule, ...]] = {
 _STAGE_OF: Mapping[str, str] = {r.id: r.stage for r in _BUILTINS if r.stage}
 
 
+def is_sequence_stage(record: SignalRecord) -> bool:
+    """Whether ``record`` is a step of a sequence rule (LLMjacking): free alone, costly together."""
+    return record.rule in _STAGE_OF
+
+
 def rule_title(name: str) -> str | None:
     """Title of a built-in rule id, for factor reasons."""
     rule = BUILTIN_RULES.get(name)
@@ -494,35 +500,62 @@ def _hold_until(duration: str | None, now: datetime) -> str:
         return UNTIL_ACKNOWLEDGED  # an unparseable hold errs on the safe side
 
 
+_Matched = tuple[tuple["_UserRule", ...], "_UserRule | BuiltinRule | None"]
+_MATCHED: dict[tuple[object, ...], _Matched] = {}
+
+
+def _matching_rule(signal: Signal, policy: TrustPolicySpec) -> _UserRule | BuiltinRule | None:
+    """The first user rule, else built-in rule, that ``signal`` matches (memoised: the regexes
+    are most of a signal's cost, and a stream repeats the same few rules)."""
+    users = tuple(_user_rules(policy))
+    builtins = policy.signals.builtin_rules
+    # The entry holds the user rules, so no other live rule can carry their ids.
+    key = (
+        *map(id, users),
+        builtins,
+        signal.source,
+        signal.rule,
+        signal.event_name,
+        signal.error_code,
+        signal.tags,
+    )
+    hit = _MATCHED.get(key)
+    if hit is not None:
+        return hit[1]
+    found: _UserRule | BuiltinRule | None = next((u for u in users if u.matches(signal)), None)
+    if found is None and builtins:
+        found = next((b for b in _BY_SOURCE.get(signal.source, ()) if b.matches(signal)), None)
+    if len(_MATCHED) >= 4096:
+        _MATCHED.clear()
+    _MATCHED[key] = (users, found)
+    return found
+
+
 def score_signal(signal: Signal, policy: TrustPolicySpec, now: datetime) -> SignalRecord:
     """The record of ``signal``: which rule it matched, its penalty and any quarantine hold."""
-    for user in _user_rules(policy):
-        if user.matches(signal):
-            q = user.rule.quarantine
-            return SignalRecord(
-                id=signal.id,
-                source=signal.source,
-                rule=user.name,
-                severity=signal.severity,
-                points=user.rule.points,
-                time=format_time(signal.time),
-                quarantine_until=None if q is None else _hold_until(q.duration, now),
-            )
-    if policy.signals.builtin_rules:
-        for builtin in _BY_SOURCE.get(signal.source, ()):
-            if builtin.matches(signal):
-                severity = max(builtin.severity, signal.severity, key=SEVERITY_RANK.__getitem__)
-                return SignalRecord(
-                    id=signal.id,
-                    source=signal.source,
-                    rule=builtin.id,
-                    severity=severity,
-                    points=_severity_points(policy, severity),
-                    time=format_time(signal.time),
-                    quarantine_until=None
-                    if builtin.quarantine is None
-                    else _hold_until(builtin.quarantine, now),
-                )
+    matched = _matching_rule(signal, policy)
+    if isinstance(matched, _UserRule):
+        q = matched.rule.quarantine
+        return SignalRecord(
+            id=signal.id,
+            source=signal.source,
+            rule=matched.name,
+            severity=signal.severity,
+            points=matched.rule.points,
+            time=format_time(signal.time),
+            quarantine_until=None if q is None else _hold_until(q.duration, now),
+        )
+    if matched is not None:
+        severity = max(matched.severity, signal.severity, key=SEVERITY_RANK.__getitem__)
+        return SignalRecord(
+            id=signal.id,
+            source=signal.source,
+            rule=matched.id,
+            severity=severity,
+            points=_severity_points(policy, severity),
+            time=format_time(signal.time),
+            quarantine_until=None if matched.quarantine is None else _hold_until(matched.quarantine, now),
+        )
     return SignalRecord(
         id=signal.id,
         source=signal.source,

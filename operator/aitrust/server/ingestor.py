@@ -22,7 +22,7 @@ from aitrust import metrics
 from aitrust.controller.journal import PROVISIONAL, build_journal_records
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Key
-from aitrust.core.rules import score_signal
+from aitrust.core.rules import is_sequence_stage, score_signal
 from aitrust.core.signal import Signal
 from aitrust.kube.journal import create_journal_record
 
@@ -50,6 +50,8 @@ class Ingestor:
         max_in_flight: int = 4,
         max_backlog: int = 200_000,
         coalesce: float = 1.0,
+        max_coalesce: float = 10.0,
+        fold_rate: float = 100.0,
     ) -> None:
         if reconciler.journal_namespace is None:
             raise ValueError("signal ingestion needs a journal namespace")
@@ -58,6 +60,8 @@ class Ingestor:
         self.window = window
         self.max_backlog = max_backlog
         self.coalesce = coalesce
+        self.max_coalesce = max_coalesce
+        self.fold_rate = fold_rate
         self._pending: dict[Key, Pending] = defaultdict(list)
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -138,7 +142,7 @@ class Ingestor:
                 outcome.append((fut, new))
         claimed = {(key, signal.id) for key, signal in fresh}
         self._in_flight |= claimed
-        costly = self._costly(fresh)
+        costly, prompt = self._classify(fresh)
         early = [(key, signal) for key, signal in fresh if key in costly]
         if early:
             # Enforce while the journal write runs; the acknowledgement still waits for it.
@@ -182,21 +186,41 @@ class Ingestor:
         for key in {key for key, _ in fresh} - costly:
             if key not in self._coalescing:
                 self._coalescing.add(key)
-                loop.call_later(self.coalesce, self._release, key)
+                loop.call_later(self._fold_delay(key in prompt), self._release, key)
 
-    def _costly(self, fresh: list[tuple[Key, Signal]]) -> set[Key]:
-        """Workloads with a signal that costs points: enforced at once, ahead of the queue. Free
-        ones (noise, inputs to baselines and sequences) wait a moment so one status write takes many."""
+    def _fold_delay(self, prompt: bool) -> float:
+        """How long free signals wait before a status write folds them in.
+
+        Sequence steps wait ``coalesce``. Noise waits longer the more workloads have some
+        waiting, so that folding it costs at most about ``fold_rate`` status writes per second
+        (up to ``max_coalesce``): a stream spread over many workloads must not crowd out the
+        reconciles that enforce.
+        """
+        if prompt:
+            return self.coalesce
+        return min(self.max_coalesce, max(self.coalesce, len(self._coalescing) / self.fold_rate))
+
+    def _classify(self, fresh: list[tuple[Key, Signal]]) -> tuple[set[Key], set[Key]]:
+        """(workloads with a signal that costs points: enforced at once, ahead of the queue;
+        workloads with a step of a sequence rule). Other free signals (noise, baseline inputs)
+        wait so that one status write takes many."""
         by_key: dict[Key, list[Signal]] = defaultdict(list)
         for key, signal in fresh:
             by_key[key].append(signal)
         now = datetime.now(UTC)
-        costly = set()
+        costly: set[Key] = set()
+        prompt: set[Key] = set()
         for key, signals in by_key.items():
             policy = self.reconciler.policy_for(key)
-            if policy is None or any(score_signal(s, policy, now).points > 0 for s in signals):
+            if policy is None:
                 costly.add(key)
-        return costly
+                continue
+            records = [score_signal(s, policy, now) for s in signals]
+            if any(r.points > 0 for r in records):
+                costly.add(key)
+            elif any(is_sequence_stage(r) for r in records):
+                prompt.add(key)
+        return costly, prompt
 
     def _release(self, key: Key) -> None:
         self._coalescing.discard(key)

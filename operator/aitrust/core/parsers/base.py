@@ -466,7 +466,17 @@ class _Budget:
         return True
 
 
+# Short strings (names, hosts, process names) repeat from signal to signal: remember their
+# redacted form. Bounded, and long text, where secrets hide, is never kept.
+_SHORT = 128
+_redact_short = functools.lru_cache(maxsize=8192)(redact_text)
+
+
 def _scrub(value: Any, depth: int, budget: _Budget, seen: set[int]) -> Any:
+    if type(value) is str:
+        clean = _redact_short(value) if len(value) <= _SHORT else redact_text(value)
+        budget.take(len(clean))
+        return clean
     if isinstance(value, str):
         clean = redact_text(value)
         budget.take(len(clean))

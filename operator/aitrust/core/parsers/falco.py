@@ -19,7 +19,6 @@ from aitrust.core.parsers.base import (
     build_evidence,
     build_tags,
     effective_time,
-    redact_text,
     require_object,
     short_str,
     stable_id,
@@ -101,7 +100,7 @@ def parse_falco(payload: Any, received_at: datetime) -> ParseResult:
     raw_fields = raw.get("output_fields")
     evidence = build_evidence(
         {
-            "output": redact_text(event.output),
+            "output": event.output,  # build_evidence redacts every string
             "output_fields": raw_fields if isinstance(raw_fields, dict) else {},
             "falco_source": event.source,
             "hostname": event.hostname,
