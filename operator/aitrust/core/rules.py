@@ -39,7 +39,6 @@ from aitrust.core.durations import parse_duration
 from aitrust.core.signal import Signal
 
 __all__ = [
-    "is_sequence_stage",
     "BUILTIN_RULES",
     "LLMJACKING_MIN_STAGES",
     "LLMJACKING_SEQUENCE_RULE",
@@ -48,6 +47,7 @@ __all__ = [
     "UNTIL_ACKNOWLEDGED",
     "BuiltinRule",
     "format_time",
+    "is_sequence_stage",
     "parse_time",
     "rule_title",
     "score_sequence",
