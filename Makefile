@@ -62,7 +62,9 @@ demo: venv testbin
 demo-down: venv
 	$(PY) -m aitrust.demo down
 
+# The bench's load generator (vegeta) is pinned in hack/testbin.sh but built only here.
 bench: venv testbin
+	@TESTBIN_ONLY=vegeta bash hack/testbin.sh
 	$(PY) bench/run.py
 
 clean:

@@ -5,6 +5,10 @@ load), signal ingestion throughput (1, 100 and 1,000 workloads), operator cold s
 5,000 workloads) with peak RSS, OPA decision latency (10,000 workloads of data), offline scan
 throughput (bench/bench_scan.py) and scoring throughput (bench/bench_scoring.py).
 
+Signal load (ingestion, and the background stream during enforcement trials) comes from vegeta
+(bench/lib/vegeta.py, pinned in hack/testbin.sh): a Python client cost so much CPU on the 2-core
+machine that it capped what the operator could be measured at and took the core it needed.
+
 Writes bench/results/latest.json and latest.png; the previous latest.json becomes
 previous.json and every metric is printed with its ratio new/old. See bench/README.md.
 """
@@ -15,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -31,9 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
 
-from bench.lib import coldstart, estate, opa_decisions, plot  # noqa: E402
+from bench.lib import coldstart, estate, opa_decisions, plot, vegeta  # noqa: E402
 from bench.lib.compare import Better, Target, compare_metrics, evaluate_targets, format_comparison, metric  # noqa: E402
-from bench.lib.harness import Cluster, cpu_seconds, memory_kb, write_targets  # noqa: E402
+from bench.lib.harness import TOKEN, Cluster, cpu_seconds, fetch_accepted_signals, memory_kb  # noqa: E402
 from bench.lib.latency import TRIAL_TIMEOUT_S, OpaProbe, PolicyTracker, TrialResults, run_trials  # noqa: E402
 from bench.lib.stats import percentile, rate, summarise, thin  # noqa: E402
 
@@ -72,7 +77,6 @@ class Config:
     cold: list[int]
     ingest_seconds: float
     ingest_concurrency: int
-    ingest_processes: int
     noise_rate: float
     per_namespace: int
     only: set[str]
@@ -131,35 +135,13 @@ class Profiler:
                 self.proc.wait(30)
 
 
-def loadgen(
-    cfg: Config, cluster: Cluster, mode: str, targets: list[estate.Workload], *args: str, url: str = ""
-) -> ManagedProcess:
-    targets_file = write_targets(cfg.workdir / f"targets-{time.monotonic_ns()}.json", targets)
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.lib.loadgen",
-        mode,
-        f"--url={url or cluster.signals_url}",
-        f"--token-file={cluster.token_file}",
-        f"--targets={targets_file}",
-        *args,
-    ]
-    return ManagedProcess(
-        f"loadgen-{mode}-{time.monotonic_ns()}", argv, cfg.workdir, env=_env(), cwd=ROOT
-    ).start()
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'operator'}"}
 
 
-def loadgen_result(proc: ManagedProcess, wait_s: float) -> dict[str, Any]:
-    assert proc.proc is not None
-    proc.proc.wait(wait_s)
-    lines = proc.log_path.read_text().strip().splitlines()
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+def signal_targets(cfg: Config, name: str, url: str, workloads: list[estate.Workload], count: int) -> Path:
+    """A vegeta targets file of ``count`` distinct 0-point Falco alerts, round-robin over ``workloads``."""
+    return vegeta.write_targets(cfg.workdir / f"{name}.targets.json", url, workloads, count)
 
 
 async def wait_ready(
@@ -173,46 +155,49 @@ async def wait_ready(
         await probe.wait_for(w, True, left, interval=0.05)
 
 
-@dataclass
-class Drive:
-    per_sec: float
-    latency_ms: list[float]
-    errors: int
-    statuses: list[dict[str, int]]
+# The ingestion attack is sized for this many requests/s at most, twice over (the operator's
+# target is 2,000); the null server is far faster, so its attack gets more bodies.
+INGEST_RATE_BOUND = 4_000.0
+CEILING_RATE_BOUND = 10_000.0
 
 
-async def drive(cfg: Config, cluster: Cluster, targets: list[estate.Workload], url: str = "") -> Drive:
-    """Closed-loop clients POST one Falco alert each, as fast as they are acknowledged."""
-    per_proc = max(1, cfg.ingest_concurrency // cfg.ingest_processes)
-    procs = [
-        loadgen(
-            cfg,
-            cluster,
-            "closed",
-            targets,
-            f"--rule={estate.NOISE_RULE}",
-            f"--concurrency={per_proc}",
-            f"--seconds={cfg.ingest_seconds}",
-            "--max-requests=200000",
-            url=url,
-        )
-        for _ in range(cfg.ingest_processes)
-    ]
-    outs = [await asyncio.to_thread(loadgen_result, p, cfg.ingest_seconds + 120) for p in procs]
-    done = sorted(t for o in outs for t in o["done_at"])
-    errors = sum(sum(o["errors"].values()) for o in outs)
-    errors += sum(n for o in outs for code, n in o["statuses"].items() if code != "200")
-    # Sustained: skip the first second (connections, warm-up) and count acks after it.
-    warm = done[0] + 1.0 if done else 0.0
-    window = [t for t in done if t >= warm]
-    per_sec = rate(len(window), (window[-1] - warm) if window else 0.0)
-    latency = [ms for o in outs for ms in o["latency_ms"]]
-    return Drive(per_sec, latency, errors, [o["statuses"] for o in outs])
+async def drive(cfg: Config, name: str, targets: Path, token: str) -> vegeta.Summary:
+    """``cfg.ingest_concurrency`` closed-loop vegeta clients POST the targets' alerts for the run."""
+    proc, results = vegeta.start(
+        cfg.workdir, name, targets, token, workers=cfg.ingest_concurrency, seconds=cfg.ingest_seconds
+    )
+    try:
+        cpu_s = await asyncio.to_thread(vegeta.wait, proc, cfg.ingest_seconds + 120)
+    finally:
+        proc.stop()
+        await asyncio.to_thread(targets.unlink, missing_ok=True)
+    out = vegeta.summarise(await asyncio.to_thread(vegeta.read_results, results))
+    out.cpu_s = cpu_s
+    if out.ran_out:
+        log(f"  WARNING: {name} used every target body; it stopped after {out.seconds:.1f}s")
+    return out
+
+
+def loadgen_cpu(out: vegeta.Summary) -> dict[str, float]:
+    """vegeta's own CPU over its run: what the load costs the machine besides the server."""
+    return {
+        "loadgen_cpu_cores": round(out.cpu_cores, 3),
+        "loadgen_cpu_us_per_request": round(out.cpu_us_per_request, 1),
+    }
 
 
 async def client_ceiling(cfg: Config, res: Results, cluster: Cluster) -> None:
     """The same load generator against a server that does nothing: what the client can drive here."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    targets = await asyncio.to_thread(
+        signal_targets,
+        cfg,
+        "ceiling",
+        url,
+        [estate.workload(0, cluster.per_namespace)],
+        vegeta.target_count(cfg.ingest_seconds, CEILING_RATE_BOUND),
+    )
     server = ManagedProcess(
         f"nullserver-{port}",
         [sys.executable, "-m", "bench.lib.nullserver", str(port)],
@@ -222,46 +207,80 @@ async def client_ceiling(cfg: Config, res: Results, cluster: Cluster) -> None:
     ).start()
     try:
         await asyncio.sleep(1.5)
-        out = await drive(
-            cfg, cluster, [estate.workload(0, cluster.per_namespace)], f"http://127.0.0.1:{port}"
-        )
+        out = await drive(cfg, "vegeta-ceiling", targets, TOKEN)
     finally:
         server.stop()
     res.add("ingestion.client_ceiling_per_sec", out.per_sec, "requests/s", None)
-    log(f"load generator ceiling (a server that does nothing): {out.per_sec:,.0f} requests/s")
+    res.details["ingestion.client_ceiling"] = {
+        "statuses": out.statuses,
+        "errors": out.errors,
+        "ran_out_of_targets": out.ran_out,
+        **loadgen_cpu(out),
+    }
+    log(
+        f"load generator ceiling ({vegeta.describe()} against a server that does nothing): "
+        f"{out.per_sec:,.0f} requests/s; {out.failed} errors; vegeta {out.cpu_cores:.2f} "
+        f"cores, {out.cpu_us_per_request:.0f} us/request"
+    )
 
 
 async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
     """Accepted signals/s and POST latency with ``count`` workloads (0-point signals, tiers stay)."""
     assert cluster.operator is not None
-    targets = [estate.workload(i, cluster.per_namespace) for i in range(count)]
+    workloads = [estate.workload(i, cluster.per_namespace) for i in range(count)]
+    targets = await asyncio.to_thread(
+        signal_targets,
+        cfg,
+        f"ingestion-w{count}",
+        cluster.signals_url,
+        workloads,
+        vegeta.target_count(cfg.ingest_seconds, INGEST_RATE_BOUND),
+    )
     log(
-        f"ingestion @ {count} workloads: {cfg.ingest_processes} processes, {cfg.ingest_concurrency} "
+        f"ingestion @ {count} workloads: {vegeta.describe()}, {cfg.ingest_concurrency} closed-loop "
         f"connections, {cfg.ingest_seconds:.0f}s"
     )
     pid = cluster.operator.pid
+    counter0 = await asyncio.to_thread(fetch_accepted_signals, cluster.signals_url)
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     prof = Profiler(cfg, f"ingestion-w{count}", pid)
-    out = await drive(cfg, cluster, targets)
-    prof.stop()
+    try:
+        out = await drive(cfg, f"vegeta-ingestion-w{count}", targets, TOKEN)
+    finally:
+        prof.stop()
     cpu_s = cpu_seconds(pid) - cpu0
     cpu = cpu_s / (time.monotonic() - wall0)
+    counted = await asyncio.to_thread(fetch_accepted_signals, cluster.signals_url) - counter0
     stats = summarise(out.latency_ms)
     key = f"ingestion.w{count}"
     res.add(f"{key}.signals_per_sec", out.per_sec, "signals/s", "higher")
     res.add(f"{key}.post_p50_ms", stats.get("p50", 0), "ms", "lower")
     res.add(f"{key}.post_p99_ms", stats.get("p99", 0), "ms", "lower")
     res.add(f"{key}.post_max_ms", stats.get("max", 0), "ms", "lower")
-    res.add(f"{key}.errors", out.errors, "requests", "lower")
+    res.add(f"{key}.errors", out.failed, "requests", "lower")
     res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
-    if out.latency_ms:
-        res.add(f"{key}.operator_cpu_ms_per_signal", cpu_s * 1000 / len(out.latency_ms), "ms", "lower")
+    if out.accepted:
+        res.add(f"{key}.operator_cpu_ms_per_signal", cpu_s * 1000 / out.accepted, "ms", "lower")
     res.samples[f"post_w{count}_ms"] = out.latency_ms
-    res.details[key] = {"statuses": out.statuses}
+    res.details[key] = {
+        "sent": out.sent,
+        "ok_200": out.ok,
+        "accepted": out.accepted,
+        "accepted_counter_delta": counted,
+        "statuses": out.statuses,
+        "errors": out.errors,
+        "ran_out_of_targets": out.ran_out,
+        **loadgen_cpu(out),
+    }
     log(
         f"  {out.per_sec:,.0f} accepted signals/s; POST p50 {stats.get('p50', 0):.1f} ms, "
-        f"p99 {stats.get('p99', 0):.1f} ms; {out.errors} errors; operator {cpu:.2f} cores"
+        f"p99 {stats.get('p99', 0):.1f} ms, max {stats.get('max', 0):.1f} ms; {out.sent:,} sent, "
+        f"{out.ok:,} answered 200, {out.accepted:,} accepted (operator counter +{counted:,.0f}); "
+        f"{out.failed} errors {out.statuses}; operator {cpu:.2f} cores, vegeta "
+        f"{out.cpu_cores:.2f} cores"
     )
+    if counted != out.accepted:
+        log(f"  WARNING: the operator counted {counted:,.0f} accepted signals, the answers {out.accepted:,}")
 
 
 async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
@@ -284,16 +303,26 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
         + (" (reset between uses)" if len(pool) < cfg.trials else " (each used once)")
         + f"; background {cfg.noise_rate:.0f} signals/s over {len(noise)} others"
     )
-    noise_proc = loadgen(
+    # Enough bodies for the trial budget and 2 minutes more; the stream is stopped after the trials.
+    noise_targets = await asyncio.to_thread(
+        signal_targets,
         cfg,
-        cluster,
-        "open",
+        f"noise-w{count}",
+        cluster.signals_url,
         noise,
-        f"--rule={estate.NOISE_RULE}",
-        f"--rate={cfg.noise_rate}",
-        "--concurrency=200",
+        math.ceil(cfg.noise_rate * (cfg.trial_budget + 120)),
+    )
+    noise_proc, noise_results = vegeta.start(
+        cfg.workdir,
+        f"vegeta-noise-w{count}",
+        noise_targets,
+        TOKEN,
+        workers=200,
+        per_sec=cfg.noise_rate,
     )
     await asyncio.sleep(3)  # the stream reaches steady state before the first trial
+    if not noise_proc.alive():
+        raise RuntimeError(f"the background stream exited:\n{noise_proc.log_tail()}")
     pid = cluster.operator.pid
     prof = Profiler(cfg, f"enforcement-w{count}", pid)
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
@@ -304,10 +333,19 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
     finally:
         cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
         prof.stop()
-        noise_proc.stop(timeout=30)
         await tracker.stop()
         await probe.aclose()
-    bg = json.loads(noise_proc.log_path.read_text().strip().splitlines()[-1])
+        try:
+            noise_cpu_s = await asyncio.to_thread(vegeta.wait, noise_proc, 40, terminate=True)
+        finally:
+            noise_proc.stop()
+            await asyncio.to_thread(noise_targets.unlink, missing_ok=True)
+    bg = vegeta.summarise(await asyncio.to_thread(vegeta.read_results, noise_results))
+    bg.cpu_s = noise_cpu_s
+    if bg.ran_out:
+        log("  WARNING: the background stream used every target body and stopped early")
+    # Open loop: when every worker is busy vegeta sends late rather than skipping.
+    behind = max(0, round(cfg.noise_rate * bg.sending_seconds) + 1 - bg.sent)
     key = f"enforcement.w{count}"
     stats = summarise(out.total_ms)
     for name in ("p50", "p95", "p99", "mean", "max"):
@@ -327,14 +365,23 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
     res.add(f"{key}.failures", len(out.failures), "trials", None)
     res.add(f"{key}.failed_fraction", len(out.failures) / max(1, len(out.total_ms)), "fraction", "lower")
     res.add(f"{key}.trial_timeout_ms", TRIAL_TIMEOUT_S * 1000, "ms", None)
-    res.add(f"{key}.background_signals_per_sec", bg["accepted"] / max(bg["elapsed"], 1e-9), "signals/s", None)
-    res.add(f"{key}.background_errors", sum(bg["errors"].values()) + bg["skipped"], "requests", "lower")
+    res.add(f"{key}.background_signals_per_sec", rate(bg.accepted, bg.seconds), "signals/s", None)
+    res.add(f"{key}.background_errors", bg.failed, "requests", "lower")
     res.add(f"{key}.operator_cpu_cores", cpu, "cores", None)
     res.samples[f"enforcement_w{count}_ms"] = out.total_ms
     res.details[key] = {
         "stopped_early": out.stopped_early,
         "failures": out.failures[:20],
-        "background": {k: bg[k] for k in ("sent", "accepted", "statuses", "errors", "skipped")},
+        "background": {
+            "loadgen": vegeta.describe(),
+            "sent": bg.sent,
+            "accepted": bg.accepted,
+            "statuses": bg.statuses,
+            "errors": bg.errors,
+            "behind_schedule": behind,
+            "ran_out_of_targets": bg.ran_out,
+            **loadgen_cpu(bg),
+        },
     }
     log(
         f"  p50 {stats['p50']:.0f} ms, p95 {stats['p95']:.0f} ms, p99 {stats['p99']:.0f} ms, "
@@ -579,7 +626,7 @@ def write_outputs(cfg: Config, res: Results, info: dict[str, Any], out_dir: Path
             "cold": cfg.cold,
             "ingest_seconds": cfg.ingest_seconds,
             "ingest_clients": cfg.ingest_concurrency,
-            "ingest_processes": cfg.ingest_processes,
+            "ingestion.loadgen": vegeta.describe() if {"ingestion", "enforcement"} & cfg.only else None,
             "background_rate": cfg.noise_rate,
             "workloads_per_namespace": cfg.per_namespace,
             "phases": sorted(cfg.only),
@@ -642,7 +689,6 @@ def parse_args() -> Config:
     p.add_argument("--cold", default="1000,5000", help="estate sizes of the cold-start runs")
     p.add_argument("--ingest-seconds", type=float, default=10.0)
     p.add_argument("--ingest-clients", type=int, default=64, help="concurrent connections in total")
-    p.add_argument("--ingest-processes", type=int, default=2, help="load generator processes")
     p.add_argument("--background-rate", type=float, default=200.0, help="noise signals/s during trials")
     p.add_argument("--per-namespace", type=int, default=100, help="AIWorkloads per namespace")
     p.add_argument(
@@ -671,7 +717,6 @@ def parse_args() -> Config:
         cold=[int(x) for x in args.cold.split(",") if x],
         ingest_seconds=args.ingest_seconds,
         ingest_concurrency=args.ingest_clients,
-        ingest_processes=args.ingest_processes,
         noise_rate=args.background_rate,
         per_namespace=args.per_namespace,
         only=only,
@@ -687,6 +732,7 @@ def parse_args() -> Config:
 
 async def main_async(cfg: Config, res: Results) -> None:
     if {"enforcement", "ingestion"} & cfg.only:
+        vegeta.binary()  # fail now, not after minutes of setup, when the load generator is missing
         await phase_small(cfg, res)
     if {"enforcement", "ingestion", "cold"} & cfg.only:
         await phase_large(cfg, res, cfg.large, cold_only=False)

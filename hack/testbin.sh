@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned test binaries into a cache directory; a no-op when they are present.
-# Usage: hack/testbin.sh [--print-dir]
+# Usage: hack/testbin.sh [--print-dir]; TESTBIN_ONLY="a b" installs only those components
+# (default: everything `make test` needs; `vegeta` is only for `make bench`).
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -12,6 +13,8 @@ PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 LUA_DEB_VERSION=5.4.4-3+deb12u1
 # NetworkPolicy enforcer of the e2e suite (firewall-only mode).
 KUBE_ROUTER_VERSION=v2.1.0
+# HTTP load generator of `make bench` (not built by default: TESTBIN_ONLY=vegeta).
+VEGETA_VERSION=v12.13.0
 
 CACHE_ROOT=${AITRUST_TESTBIN_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/aitrust/testbin}
 DIR=${AITRUST_TESTBIN_DIR:-$CACHE_ROOT/$K8S_VERSION}
@@ -96,6 +99,14 @@ build_opa() {
   stamp opa "$OPA_VERSION"
 }
 
+build_vegeta() {
+  if have vegeta "$VEGETA_VERSION"; then return; fi
+  command -v "$GO" >/dev/null || { log "go is required to build vegeta"; exit 1; }
+  log "vegeta $VEGETA_VERSION: go install"
+  GOBIN="$BIN" "$GO" install -trimpath -ldflags "-s -w -X main.Version=$VEGETA_VERSION" "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+  stamp vegeta "$VEGETA_VERSION"
+}
+
 build_kube_router() {
   if have kube-router "$KUBE_ROUTER_VERSION"; then return; fi
   command -v "$GO" >/dev/null || { log "go is required to build kube-router"; exit 1; }
@@ -158,6 +169,7 @@ for w in $want; do
     lua) deb_extract lua5.4 "$LUA_DEB_VERSION" usr/bin/lua5.4 ;;
     kubernetes) build_kubernetes ;;
     kube-router) build_kube_router ;;
+    vegeta) build_vegeta ;;
     *) log "unknown component $w"; exit 2 ;;
   esac
 done

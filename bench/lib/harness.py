@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from bench.lib import estate
 from bench.lib.kubehttp import ApiServer
 
@@ -200,9 +200,20 @@ class Cluster:
         return f"http://127.0.0.1:{self.signals_port}"
 
 
-def write_targets(path: Path, workloads: list[estate.Workload]) -> Path:
-    path.write_text(json.dumps([[w.index, w.namespace, w.name] for w in workloads]))
-    return path
+def accepted_signals(metrics_text: str) -> float:
+    """``aitrust_signals_total{result="accepted"}`` summed over sources, from a /metrics page."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith("aitrust_signals_total{") and 'result="accepted"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def fetch_accepted_signals(signals_url: str) -> float:
+    """The operator's accepted-signal counter, from /metrics on its signal API."""
+    response = httpx.get(f"{signals_url}/metrics", timeout=10)
+    response.raise_for_status()
+    return accepted_signals(response.text)
 
 
 def opa_decision_body(w: estate.Workload) -> dict[str, Any]:
