@@ -209,11 +209,36 @@ def accepted_signals(metrics_text: str) -> float:
     return total
 
 
-def fetch_accepted_signals(signals_url: str) -> float:
-    """The operator's accepted-signal counter, from /metrics on its signal API."""
+def sample_value(metrics_text: str, name: str) -> float:
+    """The value of the unlabelled sample ``name`` (e.g. a histogram's ``_sum``), 0 when absent."""
+    prefix = name + " "
+    for line in metrics_text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@dataclass
+class OperatorCounters:
+    accepted: float
+    commits: float  # journal records written
+    commit_seconds: float  # their total write time
+
+
+def fetch_metrics_text(signals_url: str) -> str:
     response = httpx.get(f"{signals_url}/metrics", timeout=10)
     response.raise_for_status()
-    return accepted_signals(response.text)
+    return response.text
+
+
+def fetch_operator_counters(signals_url: str) -> OperatorCounters:
+    """The operator's accepted-signal and journal-commit counters, from /metrics on its signal API."""
+    text = fetch_metrics_text(signals_url)
+    return OperatorCounters(
+        accepted_signals(text),
+        sample_value(text, "aitrust_signal_commit_seconds_count"),
+        sample_value(text, "aitrust_signal_commit_seconds_sum"),
+    )
 
 
 def opa_decision_body(w: estate.Workload) -> dict[str, Any]:
@@ -224,3 +249,21 @@ def opa_decision_body(w: estate.Workload) -> dict[str, Any]:
             "action": "invoke",
         }
     }
+
+
+def request_latency(metrics_text: str, verb: str, resource: str) -> tuple[float, float]:
+    """(count, seconds) of kube-apiserver's ``apiserver_request_duration_seconds`` for ``verb`` on
+    ``resource``, summed over the other labels: its own share of a request's latency."""
+    count = total = 0.0
+    wanted = (f'verb="{verb}"', f'resource="{resource}"')
+    for line in metrics_text.splitlines():
+        if not line.startswith("apiserver_request_duration_seconds_"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if not all(w in name for w in wanted):
+            continue
+        if name.startswith("apiserver_request_duration_seconds_count{"):
+            count += float(value)
+        elif name.startswith("apiserver_request_duration_seconds_sum{"):
+            total += float(value)
+    return count, total

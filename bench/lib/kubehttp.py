@@ -33,6 +33,11 @@ class ApiServer:
         r.raise_for_status()
         return r.json()
 
+    async def text(self, path: str) -> str:
+        r = await self.client.get(path)
+        r.raise_for_status()
+        return r.text
+
     async def exists(self, path: str) -> bool:
         r = await self.client.get(path)
         return r.status_code == 200

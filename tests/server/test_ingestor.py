@@ -20,7 +20,6 @@ from aitrust.server.auth import RateLimiter, TokenStore
 from aitrust.server.ingestor import CommitError, Ingestor
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-loop: asyncio.AbstractEventLoop
 
 
 class FakeCore:
@@ -43,6 +42,30 @@ class FakeCore:
         return Raw({})
 
 
+class FakeAio:
+    """``Kube.aio`` for the journal's ConfigMaps; ``gate`` (if set) is awaited before a create."""
+
+    def __init__(self, core: FakeCore) -> None:
+        self.core = core
+        self.gate: Any = None
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> Any:
+        parts = path.strip("/").split("/")
+        assert parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "configmaps", path
+        if method == "POST":
+            if self.gate is not None:
+                await self.gate()
+            self.core.create_namespaced_config_map(parts[3], body)
+            return body
+        if method == "DELETE":
+            self.core.delete_namespaced_config_map(parts[5], parts[3])
+            return {}
+        raise AssertionError(method)
+
+    async def close(self) -> None:
+        pass
+
+
 class FakeNetworking:
     def read_namespaced_network_policy(self, *_: Any, **__: Any) -> Any:
         raise ApiException(status=404)
@@ -60,9 +83,10 @@ class FakeKube:
         self.body = body
         self.patches = 0
         self.core = FakeCore()
+        self.aio = FakeAio(self.core)
         self.networking = FakeNetworking()
 
-    def patch_status(
+    async def patch_status(
         self, kind: str, ns: str, name: str, status: dict[str, Any], rv: str | None = None
     ) -> Any:
         assert rv == self.body["metadata"]["resourceVersion"]
@@ -204,20 +228,16 @@ def test_inbox_settles_records_only_when_every_signal_is_applied() -> None:
 def test_a_costly_signal_is_enforced_while_its_journal_write_runs() -> None:
     kube = FakeKube(copy.deepcopy(BODY))
     release = asyncio.Event()
-    store_it = kube.core.create_namespaced_config_map
     failures = [RuntimeError("etcd unavailable")]
 
-    def create(ns: str, body: dict[str, Any], **kw: Any) -> Raw:
-        asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
+    async def gate() -> None:
+        await release.wait()
         if failures:
             raise failures.pop()
-        return store_it(ns, body, **kw)
 
-    kube.core.create_namespaced_config_map = create  # type: ignore[method-assign]
+    kube.aio.gate = gate
 
     async def run() -> None:
-        global loop
-        loop = asyncio.get_running_loop()
         reconciler = reconciler_for(kube)
         ingestor = Ingestor(reconciler)
         ingestor.start()
@@ -278,6 +298,9 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
         assert ingestor._fold_delay(prompt=True) == 1.0  # a sequence step never waits longer
         ingestor._coalescing |= {("ml", f"w{i}") for i in range(5000)}
         assert ingestor._fold_delay(prompt=False) == 10.0  # bounded
+        ingestor.max_waiting_noise = 2
+        reconciler.inbox.add("r1", [(KEY, noise), (KEY, step), (KEY, signal(3))])
+        assert ingestor._fold_delay(prompt=False) == 1.0  # memory is bounded too
 
     asyncio.run(run())
 

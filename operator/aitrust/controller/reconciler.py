@@ -123,6 +123,7 @@ class Reconciler:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
+        self._replayed_empty: list[str] = []
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
         # Small pools on purpose: more threads measured slower (GIL contention with the event loop).
@@ -144,6 +145,7 @@ class Reconciler:
     async def start(self) -> None:
         await asyncio.to_thread(self.initial_sync)
         await asyncio.to_thread(self.replay_journal)
+        self.delete_records(self._replayed_empty)
         self.synced.set()
         for key in self.inbox.workloads():
             self.queue.add(key, urgent=True)
@@ -166,6 +168,7 @@ class Reconciler:
                 await t
         for target in self.opa_targets:
             await target.stop()
+        await self.kube.aio.close()
 
     def initial_sync(self) -> None:
         """List everything once so that the first reconcile sees complete references."""
@@ -194,8 +197,7 @@ class Reconciler:
             ]
             self.inbox.add(record["metadata"]["name"], entries)
         names = [r["metadata"]["name"] for r in records]
-        for name in self.inbox.empty_records(names):
-            delete_journal_record(self.kube, self.journal_namespace, name)
+        self._replayed_empty = self.inbox.empty_records(names)
         if records:
             log.info("journal: %d signal(s) from %d record(s) to apply", len(self.inbox), len(records))
 
@@ -214,7 +216,7 @@ class Reconciler:
         assert self.journal_namespace is not None
         for name in names:
             try:
-                await asyncio.to_thread(delete_journal_record, self.kube, self.journal_namespace, name)
+                await delete_journal_record(self.kube, self.journal_namespace, name)
             except Exception as exc:  # left over: replayed (and de-duplicated) on the next start
                 log.warning("journal record %s not deleted: %s", name, exc)
 
@@ -695,14 +697,8 @@ class Reconciler:
         if all(current.get(k) == v for k, v in status.items()):
             return True  # nothing changed: no write, no churn
         try:
-            updated = await asyncio.get_running_loop().run_in_executor(
-                self.io_executor,
-                self.kube.patch_status,
-                "AIWorkload",
-                key[0],
-                key[1],
-                status,
-                body["metadata"].get("resourceVersion"),
+            updated = await self.kube.patch_status(
+                "AIWorkload", key[0], key[1], status, body["metadata"].get("resourceVersion")
             )
         except ApiException as exc:
             if exc.status == 404:

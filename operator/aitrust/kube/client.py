@@ -10,6 +10,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from aitrust.api.v1alpha1 import GROUP, VERSION
+from aitrust.kube.aio import AsyncKube
 
 FIELD_MANAGER = "aitrust-operator"
 
@@ -50,6 +51,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
         self.networking = client.NetworkingV1Api(api_client)
+        self.aio = AsyncKube(api_client.configuration)
 
     def get_custom(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -60,7 +62,7 @@ class Kube:
                 return None
             raise
 
-    def patch_status(
+    async def patch_status(
         self,
         kind: str,
         namespace: str,
@@ -68,7 +70,7 @@ class Kube:
         status: dict[str, Any],
         resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Merge-patch the status subresource; spec is never written.
+        """Merge-patch the status subresource; spec is never written. Runs on the event loop.
 
         With ``resource_version`` the write fails (409) if anyone wrote since that version, so
         two writers (reconciler, signal ingestion) can never silently drop each other's records.
@@ -76,8 +78,12 @@ class Kube:
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        result = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURALS[kind], name, body, field_manager=FIELD_MANAGER
+        result = await self.aio.request(
+            "PATCH",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}/{name}/status",
+            body,
+            params={"fieldManager": FIELD_MANAGER},
+            content_type="application/merge-patch+json",
         )
         return cast(dict[str, Any], result)
 

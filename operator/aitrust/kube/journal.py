@@ -1,4 +1,7 @@
-"""Store, list and delete signal journal records (ConfigMaps in the operator's namespace)."""
+"""Store, list and delete signal journal records (ConfigMaps in the operator's namespace).
+
+Writes and deletes run on the event loop (``Kube.aio``): they are on the acknowledgement path.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from aitrust.controller.journal import JOURNAL_LABEL
-from aitrust.kube.client import FIELD_MANAGER, Kube, drain, raw_json
+from aitrust.kube.client import FIELD_MANAGER, Kube, raw_json
 
 
-def create_journal_record(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
+def _path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/configmaps" + (f"/{name}" if name else "")
+
+
+async def create_journal_record(kube: Kube, namespace: str, body: dict[str, Any]) -> str:
     """Returns once the API server has stored the record (etcd commit): the signals are durable."""
-    response = kube.core.create_namespaced_config_map(
-        namespace,
-        body,  # type: ignore[arg-type]
-        field_manager=FIELD_MANAGER,
-        _preload_content=False,
-    )
-    drain(response)
+    await kube.aio.request("POST", _path(namespace), body, params={"fieldManager": FIELD_MANAGER})
     return str(body["metadata"]["name"])
 
 
@@ -30,9 +31,9 @@ def list_journal_records(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda i: i["metadata"]["name"])
 
 
-def delete_journal_record(kube: Kube, namespace: str, name: str) -> None:
+async def delete_journal_record(kube: Kube, namespace: str, name: str) -> None:
     try:
-        drain(kube.core.delete_namespaced_config_map(name, namespace, _preload_content=False))
+        await kube.aio.request("DELETE", _path(namespace, name))
     except ApiException as exc:
         if exc.status != 404:
             raise

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,12 +45,13 @@ class Ingestor:
     def __init__(
         self,
         reconciler: Reconciler,
-        window: float = 0.005,
-        max_in_flight: int = 4,
+        window: float = 0.01,
+        max_in_flight: int = 2,
         max_backlog: int = 200_000,
         coalesce: float = 1.0,
-        max_coalesce: float = 10.0,
-        fold_rate: float = 100.0,
+        max_coalesce: float = 30.0,
+        fold_rate: float = 20.0,
+        max_waiting_noise: int = 20_000,
     ) -> None:
         if reconciler.journal_namespace is None:
             raise ValueError("signal ingestion needs a journal namespace")
@@ -62,11 +62,10 @@ class Ingestor:
         self.coalesce = coalesce
         self.max_coalesce = max_coalesce
         self.fold_rate = fold_rate
+        self.max_waiting_noise = max_waiting_noise
         self._pending: dict[Key, Pending] = defaultdict(list)
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
-        # Own threads: an acknowledgement never waits behind status writes in the default pool.
-        self._executor = ThreadPoolExecutor(max_in_flight + 1, thread_name_prefix="aitrust-journal")
         self._task: asyncio.Task[None] | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._in_flight: set[tuple[Key, str]] = set()
@@ -154,12 +153,7 @@ class Ingestor:
         try:
             records = build_journal_records(fresh)
             names = await asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        self._executor, create_journal_record, self.reconciler.kube, self.namespace, r.body
-                    )
-                    for r in records
-                )
+                *(create_journal_record(self.reconciler.kube, self.namespace, r.body) for r in records)
             )
         except Exception as exc:
             log.warning("could not journal %d signal(s): %s", len(fresh), exc)
@@ -192,11 +186,12 @@ class Ingestor:
         """How long free signals wait before a status write folds them in.
 
         Sequence steps wait ``coalesce``. Noise waits longer the more workloads have some
-        waiting, so that folding it costs at most about ``fold_rate`` status writes per second
-        (up to ``max_coalesce``): a stream spread over many workloads must not crowd out the
-        reconciles that enforce.
+        waiting, so that folding it costs about ``fold_rate`` status writes per second (each
+        is a large write for the API server) up to ``max_coalesce``, the resync period: a
+        stream spread over many workloads must not crowd out the reconciles that enforce.
+        Past ``max_waiting_noise`` signals held in memory, noise folds at once again.
         """
-        if prompt:
+        if prompt or len(self.reconciler.inbox) > self.max_waiting_noise:
             return self.coalesce
         return min(self.max_coalesce, max(self.coalesce, len(self._coalescing) / self.fold_rate))
 
