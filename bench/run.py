@@ -262,6 +262,11 @@ class Step:
     apiserver_post_ms: float  # kube-apiserver's own time for a ConfigMap POST
 
     @property
+    def kept_up(self) -> bool:
+        """Every request accepted and on schedule, whatever the latency."""
+        return self.out.sent > 0 and self.out.accepted == self.out.sent and self.achieved >= 0.95 * self.rate
+
+    @property
     def sustained(self) -> bool:
         """Every request accepted, on schedule (95%), with p99 within the latency target."""
         return (
@@ -275,9 +280,10 @@ class Step:
 async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
     """Sustained accepted signals/s: open-loop steps of rising rate (0-point signals, tiers stay).
 
-    A rate is sustained when every signal is accepted, the requests go out on schedule and POST
-    p99 stays within ``INGEST_P99_MS``. The highest sustained step gives ``signals_per_sec`` and
-    the latency figures; the steps stop at the first one that is not sustained.
+    A rate is kept up when every signal is accepted and the requests go out on schedule, and
+    sustained when POST p99 also stays within ``INGEST_P99_MS``. The highest sustained step gives
+    ``signals_per_sec`` and the latency figures, the highest kept-up one ``kept_up_per_sec``; the
+    steps stop at the first one that is not kept up.
     """
     assert cluster.operator is not None
     workloads = [estate.workload(i, cluster.per_namespace) for i in range(count)]
@@ -335,12 +341,14 @@ async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> 
         if step.counted != out.accepted:
             log(f"  WARNING: the operator counted {step.counted:,.0f} accepted, the answers {out.accepted:,}")
         await wait_drained(cluster)
-        if not step.sustained:
+        if not step.kept_up:
             break
     sustained = [s for s in steps if s.sustained]
     best = sustained[-1] if sustained else steps[0]
     key = f"ingestion.w{count}"
     res.add(f"{key}.signals_per_sec", best.achieved if sustained else 0.0, "signals/s", "higher")
+    kept_up = [s.achieved for s in steps if s.kept_up]
+    res.add(f"{key}.kept_up_per_sec", max(kept_up, default=0.0), "signals/s", "higher")
     res.add(f"{key}.post_p50_ms", best.stats.get("p50", 0), "ms", "lower")
     res.add(f"{key}.post_p99_ms", best.stats.get("p99", 0), "ms", "lower")
     res.add(f"{key}.post_max_ms", best.stats.get("max", 0), "ms", "lower")

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import copy
-import json
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
@@ -55,48 +55,47 @@ def test_ownership_is_by_label() -> None:
 
 
 class FakeNetworking:
-    """One stored policy, with the API server's create/replace conflicts."""
+    """``Kube.aio`` holding one stored policy, with the API server's create/replace conflicts."""
 
     def __init__(self, live: dict[str, Any] | None) -> None:
         self.live = live
         self.reads = 0
         self.writes = 0
 
-    def read_namespaced_network_policy(self, name: str, ns: str, **_: Any) -> Any:
-        self.reads += 1
-        if self.live is None:
-            raise ApiException(status=404)
-        return Raw(self.live)
-
-    def create_namespaced_network_policy(self, ns: str, body: dict[str, Any], **_: Any) -> Raw:
-        if self.live is not None:
-            raise ApiException(status=409, reason="AlreadyExists")
-        self.writes += 1
-        self.live = stored(body)
-        return Raw(self.live)
-
-    def replace_namespaced_network_policy(self, name: str, ns: str, body: dict[str, Any], **_: Any) -> Raw:
-        assert self.live is not None
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> Any:
+        assert path.startswith("/apis/networking.k8s.io/v1/namespaces/ml/networkpolicies"), path
+        if method == "GET":
+            self.reads += 1
+            if self.live is None:
+                raise ApiException(status=404)
+            return copy.deepcopy(self.live)
+        if method == "POST":
+            if self.live is not None:
+                raise ApiException(status=409, reason="AlreadyExists")
+            self.writes += 1
+            self.live = stored(body)
+            return copy.deepcopy(self.live)
+        assert method == "PUT" and self.live is not None
         if body["metadata"]["resourceVersion"] != self.live["metadata"]["resourceVersion"]:
             raise ApiException(status=409, reason="Conflict")
         self.writes += 1
         self.live = stored(body)
         self.live["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
-        return Raw(self.live)
-
-
-class Raw:
-    def __init__(self, body: Any) -> None:
-        self.data = json.dumps(body).encode()
+        return copy.deepcopy(self.live)
 
 
 def kube_with(live: dict[str, Any] | None) -> Any:
-    return SimpleNamespace(networking=FakeNetworking(live))
+    fake = FakeNetworking(live)
+    return SimpleNamespace(aio=fake, networking=fake)
+
+
+def apply(kube: Any, desired: dict[str, Any], live: dict[str, Any] | Literal[False] | None = False) -> Any:
+    return asyncio.run(apply_networkpolicy(kube, desired, live))
 
 
 def test_a_known_policy_needs_no_read_and_a_stale_guess_costs_one_retry() -> None:
     kube = kube_with(stored(DESIRED))
-    assert apply_networkpolicy(kube, DESIRED, stored(DESIRED)).outcome == "unchanged"
+    assert apply(kube, DESIRED, stored(DESIRED)).outcome == "unchanged"
     assert kube.networking.reads == 0 and kube.networking.writes == 0
 
     changed = copy.deepcopy(DESIRED)
@@ -104,15 +103,15 @@ def test_a_known_policy_needs_no_read_and_a_stale_guess_costs_one_retry() -> Non
     changed["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: "h2"}
     stale = stored(DESIRED)
     stale["metadata"]["resourceVersion"] = "41"
-    assert apply_networkpolicy(kube, changed, stale).outcome == "updated"
+    assert apply(kube, changed, stale).outcome == "updated"
     assert kube.networking.reads == 1 and kube.networking.live["spec"]["egress"] == changed["spec"]["egress"]
 
     # "Known absent" but it exists: the create conflicts, the read finds it, nothing is lost.
-    assert apply_networkpolicy(kube, changed, None).outcome == "unchanged"
+    assert apply(kube, changed, None).outcome == "unchanged"
     assert kube.networking.reads == 2
 
     fresh = kube_with(None)
-    assert apply_networkpolicy(fresh, DESIRED, None).outcome == "created"
+    assert apply(fresh, DESIRED, None).outcome == "created"
     assert fresh.networking.reads == 0
 
 
@@ -120,7 +119,7 @@ def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() ->
     foreign = stored(DESIRED)
     foreign["metadata"]["labels"] = {"team": "x"}
     kube = kube_with(foreign)
-    assert apply_networkpolicy(kube, DESIRED, None).outcome == "foreign"
+    assert apply(kube, DESIRED, None).outcome == "foreign"
     assert kube.networking.writes == 0 and kube.networking.live == foreign
 
 

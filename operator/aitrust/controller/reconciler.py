@@ -12,7 +12,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,9 +125,6 @@ class Reconciler:
         self._replayed_empty: list[str] = []
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
-        # Small pools on purpose: more threads measured slower (GIL contention with the event loop).
-        self.enforce_executor = ThreadPoolExecutor(4, thread_name_prefix="aitrust-enforce")
-        self.io_executor = ThreadPoolExecutor(6, thread_name_prefix="aitrust-io")
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -146,6 +142,7 @@ class Reconciler:
         await asyncio.to_thread(self.initial_sync)
         await asyncio.to_thread(self.replay_journal)
         self.delete_records(self._replayed_empty)
+        await self._warm_up()
         self.synced.set()
         for key in self.inbox.workloads():
             self.queue.add(key, urgent=True)
@@ -159,6 +156,13 @@ class Reconciler:
             asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
         ]
         self._tasks.append(asyncio.create_task(self._periodic_resync()))
+
+    async def _warm_up(self) -> None:
+        """Open a connection for ``Kube.aio`` now: the first signal must not pay for the TLS handshake."""
+        try:
+            await self.kube.aio.request("GET", "/version")
+        except Exception as exc:  # a cold connection later is only slower
+            log.warning("could not reach the API server ahead of time: %s", exc)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -496,10 +500,7 @@ class Reconciler:
         self._index_grants(key, previous_eff, eff)
         generation = workload.metadata.generation
         previous = workload.status.conditions
-        # Own threads: enforcement never queues behind routine status writes in the default pool.
-        np_task = asyncio.get_running_loop().run_in_executor(
-            self.enforce_executor, self._apply_workload_policy, workload, eff
-        )
+        np_task = self._apply_workload_policy(workload, eff)
         opa_task = self._push_opa(eff)
         np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
         if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
@@ -540,12 +541,12 @@ class Reconciler:
             message += "; OPA " + ("updated" if opa_ok is True else "pending re-sync")
         return build_condition("Enforced", True, "Enforced", message, generation, now, previous)
 
-    def _apply_workload_policy(self, workload: AIWorkload, eff: EffectiveTrust) -> str:
+    async def _apply_workload_policy(self, workload: AIWorkload, eff: EffectiveTrust) -> str:
         key = (workload.metadata.namespace, workload.metadata.name)
         name = workload_policy_name(workload.metadata.name)
         if eff.mode is Mode.AUDIT:
             if self.applied_policies.get(key) != ABSENT:
-                delete_networkpolicy(self.kube, workload.metadata.namespace, name)
+                await delete_networkpolicy(self.kube, workload.metadata.namespace, name)
                 self.applied_policies[key] = ABSENT
             return "audit"
         owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
@@ -555,9 +556,11 @@ class Reconciler:
             return "unchanged"  # as last written, and the watch has seen no change since
         listed = self._listed_policies
         if listed is not None and key not in self.applied_policies:
-            outcome = apply_networkpolicy(self.kube, desired, listed.pop((key[0], name), None)).outcome
+            outcome = (
+                await apply_networkpolicy(self.kube, desired, listed.pop((key[0], name), None))
+            ).outcome
         else:
-            outcome = apply_networkpolicy(self.kube, desired).outcome
+            outcome = (await apply_networkpolicy(self.kube, desired)).outcome
         if outcome in ("created", "updated", "unchanged"):
             self.applied_policies[key] = fingerprint
         return outcome
@@ -615,7 +618,7 @@ class Reconciler:
         self._record_population()
 
     async def reconcile_endpoint(self, key: TargetKey) -> None:
-        work = asyncio.get_running_loop().run_in_executor(self.io_executor, self._reconcile_endpoint, key)
+        work = self._reconcile_endpoint(key)
         if await _guarded(key[0], key[1:], work):
             self.endpoint_queue.add(key)
 
@@ -652,7 +655,7 @@ class Reconciler:
         for target in after - before:
             self.granted.setdefault(target, set()).add(key)
 
-    def _reconcile_endpoint(self, key: TargetKey) -> None:
+    async def _reconcile_endpoint(self, key: TargetKey) -> None:
         kind, ns, name = key
         target = self.target(kind, ns, name)
         if isinstance(target, str):
@@ -664,7 +667,7 @@ class Reconciler:
         if not any(e.mode is Mode.ENFORCE for e in referencing):
             # No enforcing workload uses it: do not fence off an endpoint nobody manages.
             if self.applied_endpoint_policies.get(key) != ABSENT:
-                delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
+                await delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
                 self.applied_endpoint_policies[key] = ABSENT
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
@@ -672,7 +675,7 @@ class Reconciler:
         fingerprint = policy_fingerprint(desired)
         if self.applied_endpoint_policies.get(key) == fingerprint:
             return  # as last written, and the watch has seen no change since
-        if apply_networkpolicy(self.kube, desired).outcome in ("created", "updated", "unchanged"):
+        if (await apply_networkpolicy(self.kube, desired)).outcome in ("created", "updated", "unchanged"):
             self.applied_endpoint_policies[key] = fingerprint
 
     async def _report_invalid(

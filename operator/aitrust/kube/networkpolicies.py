@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.kube.client import FIELD_MANAGER, Kube, drain, raw_json
+from aitrust.kube.client import FIELD_MANAGER, Kube, raw_json
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "aitrust")
@@ -79,27 +79,30 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def apply_networkpolicy(
+async def apply_networkpolicy(
     kube: Kube, desired: dict[str, Any], live: dict[str, Any] | Literal[False] | None = False
 ) -> ApplyResult:
     """Create, update or leave the policy. ``live``: the stored object if the caller knows it
-    (None: known absent), which saves the read; a stale guess costs a 409 and one retry."""
+    (None: known absent), which saves the read; a stale guess costs a 409 and one retry.
+    Runs on the event loop (``Kube.aio``): it is on the path from a signal to enforcement."""
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     if live is False:
-        live = read_networkpolicy(kube, ns, name)
+        live = await read_networkpolicy(kube, ns, name)
     try:
-        return _write(kube, desired, live)
+        return await _write(kube, desired, live)
     except ApiException as exc:
         if exc.status != 409:
             raise
-        return _write(kube, desired, read_networkpolicy(kube, ns, name))
+        return await _write(kube, desired, await read_networkpolicy(kube, ns, name))
 
 
-def read_networkpolicy(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+def _path(namespace: str, name: str = "") -> str:
+    return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies" + (f"/{name}" if name else "")
+
+
+async def read_networkpolicy(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        live: dict[str, Any] = raw_json(
-            kube.networking.read_namespaced_network_policy(name, namespace, _preload_content=False)
-        )
+        live: dict[str, Any] = await kube.aio.request("GET", _path(namespace, name))
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -125,16 +128,11 @@ def list_managed_networkpolicies(kube: Kube, namespaces: tuple[str, ...] = ()) -
     return [i for raw in calls for i in raw_json(raw)["items"]]
 
 
-def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
+async def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    params = {"fieldManager": FIELD_MANAGER}
     if live is None:
-        response = kube.networking.create_namespaced_network_policy(
-            ns,
-            desired,  # type: ignore[arg-type]
-            field_manager=FIELD_MANAGER,
-            _preload_content=False,
-        )
-        drain(response)
+        await kube.aio.request("POST", _path(ns), desired, params=params)
         return ApplyResult(name, "created")
     if not is_ours(live):
         return ApplyResult(name, "foreign")
@@ -142,31 +140,19 @@ def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | None) -> 
         return ApplyResult(name, "unchanged")
     body = dict(desired)
     body["metadata"] = {**desired["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
-    response = kube.networking.replace_namespaced_network_policy(
-        name,
-        ns,
-        body,  # type: ignore[arg-type]
-        field_manager=FIELD_MANAGER,
-        _preload_content=False,
-    )
-    drain(response)
+    await kube.aio.request("PUT", _path(ns, name), body, params=params)
     return ApplyResult(name, "updated")
 
 
-def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
+async def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
     """Delete a policy only if it is ours."""
-    try:
-        live = raw_json(
-            kube.networking.read_namespaced_network_policy(name, namespace, _preload_content=False)
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return ApplyResult(name, "absent")
-        raise
+    live = await read_networkpolicy(kube, namespace, name)
+    if live is None:
+        return ApplyResult(name, "absent")
     if not is_ours(live):
         return ApplyResult(name, "foreign")
     try:
-        drain(kube.networking.delete_namespaced_network_policy(name, namespace, _preload_content=False))
+        await kube.aio.request("DELETE", _path(namespace, name))
     except ApiException as exc:
         if exc.status != 404:
             raise
