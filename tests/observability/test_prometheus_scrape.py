@@ -62,6 +62,9 @@ def test_prometheus_scrapes_trust_score(
                 )
             except httpx.TransportError:
                 return []  # not listening yet
+            if r.status_code == 503:
+                return []  # listening, still starting ("Service Unavailable")
+            r.raise_for_status()
             result: list[Any] = r.json()["data"]["result"]
             return result
 
