@@ -36,9 +36,10 @@ generate: venv
 
 lint: venv
 	@echo "==> ruff, mypy --strict, import contracts"
-	$(VENV)/bin/ruff check operator tests e2e
-	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/ruff format --check operator tests e2e bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --explicit-package-bases bench
 	$(VENV)/bin/lint-imports
 
 test: venv testbin $(NCA) lint

@@ -31,6 +31,7 @@ import json
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,7 @@ def main() -> None:
     fixture = _fixture()
     pods, services, workload, public_keys, policy, records = fixture
     op_inputs, op_body = _operator_fixture(fixture)
-    runs = {
+    runs: dict[str, Callable[[], tuple[float, float]]] = {
         "scoring": lambda: _run(args.seconds, fixture),
         "operator": lambda: _run_operator(args.seconds, op_inputs, op_body),
         "operator-uncached": lambda: _run_operator(args.seconds, op_inputs, op_body, cached=False),
