@@ -230,6 +230,7 @@ class Reconciler:
             await asyncio.sleep(self.resync_seconds)
             for body in self.store.all("AIWorkload"):
                 self.queue.add(_key(body))
+            await self._warm_up()  # an idle operator still keeps a connection for the next signal
 
     # --- triggers ------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ from kubernetes.client.exceptions import ApiException
 
 TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 8
+# Idle connections stay open this long (aiohttp's default is 15 s): a signal after a quiet
+# minute must not pay for a new TLS handshake. The reconciler's resync keeps one in use.
+KEEPALIVE_S = 75.0
 
 
 def build_ssl_context(cfg: client.Configuration) -> ssl.SSLContext:
@@ -51,7 +54,9 @@ class AsyncKube:
         if self._session is None or self._session.closed:
             https = self.host.startswith("https:")
             connector = aiohttp.TCPConnector(
-                limit=MAX_CONNECTIONS, ssl=build_ssl_context(self.configuration) if https else False
+                limit=MAX_CONNECTIONS,
+                keepalive_timeout=KEEPALIVE_S,
+                ssl=build_ssl_context(self.configuration) if https else False,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)
