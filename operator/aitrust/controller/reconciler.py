@@ -66,6 +66,9 @@ ABSENT = "absent"  # a policy verified deleted (audit mode, or nobody enforcing 
 TargetKey = tuple[str, str, str]
 
 
+RESYNC_TICK_S = 1.0
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -102,6 +105,7 @@ class Reconciler:
         self.synced = asyncio.Event()
         self.effective: dict[Key, EffectiveTrust] = {}
         self.resync_seconds = resync_seconds
+        self._sleep = asyncio.sleep
         self.default_mode = default_mode
         self.opa_policies = opa_policies or {}
         self.namespaces = namespaces
@@ -225,11 +229,19 @@ class Reconciler:
                 log.warning("journal record %s not deleted: %s", name, exc)
 
     async def _periodic_resync(self) -> None:
-        # Signal penalties decay with time, so trust must be recomputed without any event.
+        """Recompute every workload once per ``resync_seconds``: signal penalties decay with time.
+
+        The workloads are queued a slice at a time over the period, not all at once: a burst of
+        thousands of reconciles would hold up the urgent ones for seconds every period.
+        """
         while True:
-            await asyncio.sleep(self.resync_seconds)
-            for body in self.store.all("AIWorkload"):
-                self.queue.add(_key(body))
+            keys = [_key(body) for body in self.store.all("AIWorkload")]
+            slices = max(1, min(len(keys), round(self.resync_seconds / RESYNC_TICK_S)))
+            for i in range(slices):
+                await self._sleep(self.resync_seconds / slices)
+                for key in keys[i::slices]:
+                    if self.store.get("AIWorkload", *key) is not None:
+                        self.queue.add(key)
             await self._warm_up()  # an idle operator still keeps a connection for the next signal
 
     # --- triggers ------------------------------------------------------------------
