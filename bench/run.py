@@ -185,13 +185,7 @@ async def drive(
         per_sec=per_sec,
         seconds=cfg.ingest_seconds,
     )
-    try:
-        cpu_s = await asyncio.to_thread(vegeta.wait, proc, cfg.ingest_seconds + 120)
-    finally:
-        proc.stop()
-        await asyncio.to_thread(targets.unlink, missing_ok=True)
-    out = vegeta.summarise(await asyncio.to_thread(vegeta.read_results, results))
-    out.cpu_s = cpu_s
+    out = await vegeta.finish(proc, results, targets, cfg.ingest_seconds + 120)
     if out.ran_out:
         log(f"  WARNING: {name} used every target body; it stopped after {out.seconds:.1f}s")
     return out
@@ -452,13 +446,7 @@ async def enforcement(cfg: Config, res: Results, cluster: Cluster, count: int) -
         prof.stop()
         await tracker.stop()
         await probe.aclose()
-        try:
-            noise_cpu_s = await asyncio.to_thread(vegeta.wait, noise_proc, 40, terminate=True)
-        finally:
-            noise_proc.stop()
-            await asyncio.to_thread(noise_targets.unlink, missing_ok=True)
-    bg = vegeta.summarise(await asyncio.to_thread(vegeta.read_results, noise_results))
-    bg.cpu_s = noise_cpu_s
+        bg = await vegeta.finish(noise_proc, noise_results, noise_targets, 40, terminate=True)
     if bg.ran_out:
         log("  WARNING: the background stream used every target body and stopped early")
     # Open loop: when every worker is busy vegeta sends late rather than skipping.

@@ -21,6 +21,7 @@ status code, error and response body; the body says how many signals were accept
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import csv
@@ -284,3 +285,17 @@ def wait(proc: ManagedProcess, timeout_s: float, *, terminate: bool = False) -> 
     if code != 0:
         raise RuntimeError(f"{proc.name} exited with {code}:\n{proc.log_tail()}")
     return usage.ru_utime + usage.ru_stime
+
+
+async def finish(
+    proc: ManagedProcess, results: Path, targets: Path, timeout_s: float, *, terminate: bool = False
+) -> Summary:
+    """Wait for an attack (``terminate``: ask it to stop first), drop its targets file, summarise."""
+    try:
+        cpu_s = await asyncio.to_thread(wait, proc, timeout_s, terminate=terminate)
+    finally:
+        proc.stop()
+        await asyncio.to_thread(targets.unlink, missing_ok=True)
+    out = summarise(await asyncio.to_thread(read_results, results))
+    out.cpu_s = cpu_s
+    return out
