@@ -27,12 +27,6 @@ def raw_json(response: object) -> Any:
     return json.loads(response.data)  # type: ignore[attr-defined]
 
 
-def drain(response: object) -> None:
-    """Read an unneeded ``_preload_content=False`` body: only a fully read response hands its
-    connection back to the pool; a dropped one costs the next call a new TLS handshake."""
-    response.data  # type: ignore[attr-defined]  # noqa: B018
-
-
 def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     """An ApiClient from the kubeconfig, or in-cluster credentials when running in a pod."""
     if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
