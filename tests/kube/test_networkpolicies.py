@@ -7,51 +7,9 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.kube.networkpolicies import _differs, apply_networkpolicy, is_ours, policy_fingerprint
+from aitrust.kube.networkpolicies import apply_networkpolicy
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
-
-DESIRED: dict[str, Any] = {
-    "metadata": {
-        "name": "aitrust-agent",
-        "namespace": "ml",
-        "labels": {"app.kubernetes.io/managed-by": "aitrust", "aitrust.dev/workload": "agent"},
-        "annotations": {SPEC_HASH_ANNOTATION: "h1"},
-        "ownerReferences": [{"kind": "AIWorkload", "uid": "u1"}],
-    },
-    "spec": {
-        "podSelector": {"matchLabels": {"app": "agent"}},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": [],
-        "egress": [],
-    },
-}
-
-
-def stored(desired: dict[str, Any]) -> dict[str, Any]:
-    """What the API server returns: empty lists omitted, extra metadata added."""
-    live = copy.deepcopy(desired)
-    live["spec"] = {k: v for k, v in live["spec"].items() if v != []}
-    live["metadata"]["resourceVersion"] = "42"
-    live["metadata"]["labels"]["extra"] = "kept"
-    return live
-
-
-def test_a_deny_all_policy_as_stored_is_not_drift() -> None:
-    assert not _differs(stored(DESIRED), DESIRED)
-
-
-def test_manual_edits_are_drift_even_with_our_hash() -> None:
-    live = stored(DESIRED)
-    live["spec"]["egress"] = [{}]
-    assert _differs(live, DESIRED)
-    other_owner = stored(DESIRED)
-    other_owner["metadata"]["ownerReferences"] = [{"kind": "AIWorkload", "uid": "u2"}]
-    assert _differs(other_owner, DESIRED)
-
-
-def test_ownership_is_by_label() -> None:
-    assert is_ours(stored(DESIRED))
-    assert not is_ours({"metadata": {"labels": {"team": "x"}}})
+from tests.render.networkpolicy_samples import DESIRED, stored
 
 
 class FakeNetworking:
@@ -121,13 +79,3 @@ def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() ->
     kube = kube_with(foreign)
     assert apply(kube, DESIRED, None).outcome == "foreign"
     assert kube.networking.writes == 0 and kube.networking.live == foreign
-
-
-def test_a_fingerprint_matches_the_stored_copy_and_no_edited_one() -> None:
-    assert policy_fingerprint(stored(DESIRED)) == policy_fingerprint(DESIRED)
-    edited = stored(DESIRED)
-    edited["spec"]["egress"] = [{}]
-    assert policy_fingerprint(edited) != policy_fingerprint(DESIRED)
-    relabelled = stored(DESIRED)
-    relabelled["metadata"]["labels"]["aitrust.dev/workload"] = "other"
-    assert policy_fingerprint(relabelled) != policy_fingerprint(DESIRED)

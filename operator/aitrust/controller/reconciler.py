@@ -44,11 +44,10 @@ from aitrust.kube.journal import delete_journal_record, list_journal_records
 from aitrust.kube.networkpolicies import (
     apply_networkpolicy,
     delete_networkpolicy,
-    is_ours,
     list_managed_networkpolicies,
-    policy_fingerprint,
 )
 from aitrust.kube.opa import OpaTarget
+from aitrust.render.drift import is_ours, policy_fingerprint
 from aitrust.render.networkpolicy import (
     endpoint_policy_name,
     owner_reference,
@@ -126,7 +125,6 @@ class Reconciler:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
-        self._replayed_empty: list[str] = []
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
         self.opa_targets = [
@@ -144,8 +142,7 @@ class Reconciler:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.initial_sync)
-        await asyncio.to_thread(self.replay_journal)
-        self.delete_records(self._replayed_empty)
+        self.delete_records(await asyncio.to_thread(self.replay_journal))
         await self._warm_up()
         self.synced.set()
         for key in self.inbox.workloads():
@@ -192,10 +189,11 @@ class Reconciler:
         }
         self._listed_policies = listed
 
-    def replay_journal(self) -> None:
-        """Signals a killed predecessor acknowledged but had not yet put into status."""
+    def replay_journal(self) -> list[str]:
+        """Signals a killed predecessor acknowledged but had not yet put into status; returns the
+        records that hold nothing left to apply (to delete)."""
         if self.journal_namespace is None:
-            return
+            return []
         records = list_journal_records(self.kube, self.journal_namespace)
         for record in records:
             entries = [
@@ -205,9 +203,10 @@ class Reconciler:
             ]
             self.inbox.add(record["metadata"]["name"], entries)
         names = [r["metadata"]["name"] for r in records]
-        self._replayed_empty = self.inbox.empty_records(names)
+        empty = self.inbox.empty_records(names)
         if records:
             log.info("journal: %d signal(s) from %d record(s) to apply", len(self.inbox), len(records))
+        return empty
 
     def _settle(self, key: Key, signal_ids: list[str]) -> None:
         done = [r for r in self.inbox.settle(key, signal_ids) if not r.startswith(PROVISIONAL)]

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
 from aitrust.kube.client import FIELD_MANAGER, Kube, raw_json
-from aitrust.render.hashing import SPEC_HASH_ANNOTATION
-
-MANAGED_BY = ("app.kubernetes.io/managed-by", "aitrust")
+from aitrust.render.drift import is_ours, policy_differs
+from aitrust.render.networkpolicy import MANAGED_BY, MANAGED_BY_LABEL
 
 Outcome = Literal["created", "updated", "unchanged", "foreign", "deleted", "absent"]
 
@@ -21,62 +18,6 @@ Outcome = Literal["created", "updated", "unchanged", "foreign", "deleted", "abse
 class ApplyResult:
     name: str
     outcome: Outcome
-
-
-def is_ours(live: dict[str, Any]) -> bool:
-    labels = (live.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
-
-
-def _differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """Compare what we render with what is stored: spec, our labels, hash and owners."""
-    lm, dm = live.get("metadata") or {}, desired["metadata"]
-    if (lm.get("annotations") or {}).get(SPEC_HASH_ANNOTATION) != dm["annotations"][SPEC_HASH_ANNOTATION]:
-        return True
-    if any((lm.get("labels") or {}).get(k) != v for k, v in dm.get("labels", {}).items()):
-        return True
-    owners = [(o.get("uid"), o.get("kind")) for o in lm.get("ownerReferences") or []]
-    if owners != [(o["uid"], o["kind"]) for o in dm.get("ownerReferences", [])]:
-        return True
-    # A manual edit keeps our hash annotation but changes the spec: compare the spec itself.
-    return bool(_normalise(live.get("spec") or {}) != _normalise(desired["spec"]))
-
-
-def matches_desired(live: dict[str, Any], desired: dict[str, Any]) -> bool:
-    return is_ours(live) and not _differs(live, desired)
-
-
-def policy_fingerprint(policy: dict[str, Any]) -> str:
-    """A digest of what ``_differs`` compares (our labels only): equal for a desired policy and
-    its stored copy, different after any edit of ours. 64 bytes instead of the whole object."""
-    meta = policy.get("metadata") or {}
-    labels = sorted(
-        (k, v)
-        for k, v in (meta.get("labels") or {}).items()
-        if k == MANAGED_BY[0] or k.startswith("aitrust.dev/")
-    )
-    payload = [
-        meta.get("namespace"),
-        meta.get("name"),
-        (meta.get("annotations") or {}).get(SPEC_HASH_ANNOTATION),
-        [(o.get("uid"), o.get("kind")) for o in meta.get("ownerReferences") or []],
-        labels,
-        _prune(policy.get("spec") or {}),
-    ]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _normalise(spec: dict[str, Any]) -> str:
-    return json.dumps(_prune(spec), sort_keys=True)
-
-
-def _prune(value: Any) -> Any:
-    # The API server omits empty lists (omitempty): `ingress: []` is stored as no `ingress` at all.
-    if isinstance(value, dict):
-        return {k: _prune(v) for k, v in value.items() if v != []}
-    if isinstance(value, list):
-        return [_prune(v) for v in value]
-    return value
 
 
 async def apply_networkpolicy(
@@ -111,7 +52,7 @@ async def read_networkpolicy(kube: Kube, namespace: str, name: str) -> dict[str,
 
 
 def list_managed_networkpolicies(kube: Kube, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    selector = "=".join(MANAGED_BY)
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     if namespaces:
         calls = [
             kube.networking.list_namespaced_network_policy(
@@ -136,7 +77,7 @@ async def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | Non
         return ApplyResult(name, "created")
     if not is_ours(live):
         return ApplyResult(name, "foreign")
-    if not _differs(live, desired):
+    if not policy_differs(live, desired):
         return ApplyResult(name, "unchanged")
     body = dict(desired)
     body["metadata"] = {**desired["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
