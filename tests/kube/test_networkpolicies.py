@@ -73,6 +73,20 @@ def test_a_known_policy_needs_no_read_and_a_stale_guess_costs_one_retry() -> Non
     assert fresh.networking.reads == 0
 
 
+def test_the_result_carries_the_stored_resource_version_for_the_watch_echo() -> None:
+    kube = kube_with(None)
+    created = apply(kube, DESIRED, None)
+    assert created.resource_version == kube.networking.live["metadata"]["resourceVersion"]
+    changed = copy.deepcopy(DESIRED)
+    changed["spec"]["egress"] = [{"to": [{"podSelector": {}}]}]
+    changed["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: "h2"}
+    updated = apply(kube, changed)
+    assert updated.outcome == "updated"
+    assert updated.resource_version == kube.networking.live["metadata"]["resourceVersion"]
+    assert updated.resource_version != created.resource_version
+    assert apply(kube, changed).resource_version == updated.resource_version  # unchanged
+
+
 def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() -> None:
     foreign = stored(DESIRED)
     foreign["metadata"]["labels"] = {"team": "x"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aitrust.render.drift import is_ours, policy_differs, policy_fingerprint
+import copy
+
+from aitrust.render.drift import desired_fingerprint, is_ours, policy_differs, policy_fingerprint
+from aitrust.render.hashing import SPEC_HASH_ANNOTATION
 from tests.render.networkpolicy_samples import DESIRED, stored
 
 
@@ -32,3 +35,17 @@ def test_a_fingerprint_matches_the_stored_copy_and_no_edited_one() -> None:
     relabelled = stored(DESIRED)
     relabelled["metadata"]["labels"]["aitrust.dev/workload"] = "other"
     assert policy_fingerprint(relabelled) != policy_fingerprint(DESIRED)
+
+
+def test_a_desired_fingerprint_is_the_fingerprint_computed_once_per_spec_hash() -> None:
+    assert desired_fingerprint(DESIRED) == policy_fingerprint(DESIRED)
+    # Same name and hash: the cached value, without walking the spec again.
+    same_hash = copy.deepcopy(DESIRED)
+    same_hash["spec"]["egress"] = [{}]
+    assert desired_fingerprint(same_hash) == policy_fingerprint(DESIRED)
+    rehashed = copy.deepcopy(same_hash)
+    rehashed["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = "another"
+    assert desired_fingerprint(rehashed) == policy_fingerprint(rehashed) != policy_fingerprint(DESIRED)
+    renamed = copy.deepcopy(DESIRED)
+    renamed["metadata"]["name"] = "aitrust-other"
+    assert desired_fingerprint(renamed) != desired_fingerprint(DESIRED)

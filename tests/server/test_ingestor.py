@@ -162,6 +162,46 @@ def test_a_burst_is_one_journal_record_then_one_status_write() -> None:
     assert kube.core.config_maps == {}  # applied: the record is gone
 
 
+def test_one_request_waits_once_for_signals_of_several_workloads() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+    other = ("ml", "other")
+
+    async def run() -> tuple[int, int, int, int]:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler)
+        ingestor.start()
+        committed = await ingestor.submit_many({KEY: [signal(1), signal(2), signal(1)], other: [signal(3)]})
+        empty = await ingestor.submit_many({})
+        await ingestor.stop()
+        return committed.added, committed.duplicates, empty.added + empty.duplicates, len(reconciler.inbox)
+
+    added, duplicates, empty, waiting = asyncio.run(run())
+    assert (added, duplicates) == (3, 1)  # the repeated id within the request counts once
+    assert empty == 0
+    assert waiting == 3
+    assert kube.core.creates == 1
+
+
+def test_a_failed_journal_write_fails_the_whole_request() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def refuse() -> None:
+        raise ApiException(status=500, reason="etcd down")
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler)
+        kube.aio.gate = refuse
+        ingestor.start()
+        try:
+            await ingestor.submit_many({KEY: [signal(1)], ("ml", "other"): [signal(2)]})
+        finally:
+            await ingestor.stop()
+
+    with pytest.raises(CommitError, match="etcd down"):
+        asyncio.run(run())
+
+
 def test_a_killed_operators_journal_is_replayed_once() -> None:
     kube = FakeKube(copy.deepcopy(BODY))
 
@@ -262,6 +302,46 @@ def test_a_costly_signal_is_enforced_while_its_journal_write_runs() -> None:
     assert [s["id"] for s in kube.body["status"]["signals"]] == ["evt-7"]
 
 
+def test_a_costly_signal_does_not_wait_for_the_group_commit_window() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler, window=30.0)  # a batch that would not be written for 30 s
+        ingestor.start()
+        waiting = asyncio.create_task(ingestor.submit(KEY, [signal(8)]))
+        await asyncio.sleep(0)
+        assert [s.id for s in reconciler.inbox.pending(KEY)] == ["evt-8"]
+        assert KEY in reconciler.queue._urgent
+        assert kube.core.creates == 0 and not waiting.done()  # the 2xx still waits for the journal
+        waiting.cancel()
+        await ingestor.stop()
+
+    asyncio.run(run())
+
+
+def test_a_costly_signal_already_in_status_when_its_batch_runs_is_accepted_not_a_duplicate() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> tuple[int, int, int]:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler, window=0.2)
+        ingestor.start()
+        waiting = asyncio.create_task(ingestor.submit(KEY, [signal(9)]))
+        await asyncio.sleep(0)
+        await reconciler._reconcile(KEY)  # the urgent reconcile wins the race with the batch
+        assert [r["id"] for r in kube.body["status"]["signals"]] == ["evt-9"]
+        committed = await waiting
+        again = await ingestor.submit(KEY, [signal(9)])
+        await ingestor.stop()
+        return committed.added, committed.duplicates, again.duplicates
+
+    added, duplicates, replayed = asyncio.run(run())
+    assert (added, duplicates) == (1, 0)
+    assert kube.core.creates == 0  # durable in status already: no journal record needed
+    assert replayed == 1
+
+
 def cloud_event(i: int, name: str) -> Signal:
     return Signal(
         id=f"ct-{i}",
@@ -282,15 +362,22 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
         ingestor = Ingestor(reconciler, coalesce=1.0, max_coalesce=10.0, fold_rate=100.0)
         noise = cloud_event(1, "DescribeInstances")  # free, no sequence step
         step = cloud_event(2, "ListFoundationModels")  # an LLMjacking step
-        assert ingestor._classify([(KEY, noise)]) == (set(), set())
-        assert ingestor._classify([(KEY, noise), (KEY, step)]) == ({KEY}, set())  # 5 points by default
+        ingestor._apply_early({KEY: [noise]})
+        assert reconciler.inbox.pending(KEY) == []  # free: waits for the group commit
+        assert ingestor._prompt_keys([(KEY, noise)]) == set()
+        ingestor._apply_early({KEY: [noise, step]})
+        assert reconciler.inbox.pending(KEY) == [step]  # 5 points by default: enforced at once
+        assert ingestor._early == {(KEY, step.id)}
         # A policy where single steps cost nothing: the step still is not left waiting as noise.
         free = TrustPolicySpec.model_validate(
             {"signals": {"severityPoints": {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0}}}
         )
         reconciler.policy_for = lambda key: free  # type: ignore[method-assign]
-        assert ingestor._classify([(KEY, noise), (KEY, step)]) == (set(), {KEY})
-        assert ingestor._classify([(KEY, noise)]) == (set(), set())
+        ingestor._apply_early({KEY: [cloud_event(3, "ListFoundationModels")]})
+        assert len(reconciler.inbox) == 1
+        assert ingestor._prompt_keys([(KEY, noise), (KEY, step)]) == {KEY}
+        assert ingestor._prompt_keys([(KEY, noise)]) == set()
+        reconciler.inbox.drop(KEY)
 
         assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting
         ingestor._coalescing |= {("ml", f"w{i}") for i in range(500)}

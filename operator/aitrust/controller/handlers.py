@@ -120,7 +120,7 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
     await reconciler.start()
     from aitrust.controller.shadow import ShadowInventory
 
-    shadow = ShadowInventory(kube, reconciler.store)
+    shadow = ShadowInventory(kube, reconciler.store, specs=reconciler.specs)
     shadow.start()
     memo["shadow"] = shadow
     if options.signals_port:
@@ -192,42 +192,42 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "aiworkloads")
-def aiworkload_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def aiworkload_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_workload_event(dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, "modelendpoints")
-def modelendpoint_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def modelendpoint_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_target_event("ModelEndpoint", dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, "datasources")
-def datasource_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def datasource_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_target_event("DataSource", dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, "trustpolicies")
-def trustpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def trustpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_policy_event(dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event("", "v1", "pods")
-def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_pod_event(dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event("", "v1", "services")
-def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_service_event(dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event("", "v1", "serviceaccounts")
-def serviceaccount_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def serviceaccount_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_serviceaccount_event(dict(event["object"]), event["type"] == "DELETED")
 
 
 @kopf.on.event(
     "networking.k8s.io", "v1", "networkpolicies", labels={"app.kubernetes.io/managed-by": "aitrust"}
 )
-def networkpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def networkpolicy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _reconciler(memo).on_networkpolicy_event(dict(event["object"]), event["type"] == "DELETED")

@@ -14,7 +14,7 @@ from aitrust.api.v1alpha1 import Mode
 class OperatorOptions:
     kubeconfig: str | None = None
     namespaces: tuple[str, ...] = ()
-    workers: int = 8
+    workers: int = 32
     resync_seconds: float = 30.0
     default_policy_mode: Mode = Mode.ENFORCE
     secrets_namespace: str | None = None
@@ -92,7 +92,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--peering", metavar="NAME", help="use kopf peering NAME (crds/kopf/peering.yaml)")
-    run.add_argument("--workers", type=int, default=8, help="concurrent reconcile workers")
+    run.add_argument("--workers", type=int, default=32, help="concurrent reconcile workers")
     run.add_argument("--resync-seconds", type=float, default=30.0, help="recompute decaying trust this often")
     run.add_argument(
         "--default-policy-mode",

@@ -31,6 +31,7 @@ from aitrust.api.v1alpha1 import (
 )
 from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
 from aitrust.controller.queue import WorkQueue
+from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
@@ -47,7 +48,7 @@ from aitrust.kube.networkpolicies import (
     list_managed_networkpolicies,
 )
 from aitrust.kube.opa import OpaTarget
-from aitrust.render.drift import is_ours, policy_fingerprint
+from aitrust.render.drift import desired_fingerprint, is_ours, policy_fingerprint
 from aitrust.render.networkpolicy import (
     endpoint_policy_name,
     owner_reference,
@@ -103,6 +104,9 @@ class Reconciler:
         self.clock = clock
         self.synced = asyncio.Event()
         self.effective: dict[Key, EffectiveTrust] = {}
+        self.specs = WorkloadSpecs()
+        # resourceVersion of each policy as our last write stored it (namespace, policy name).
+        self._written_versions: dict[tuple[str, str], str] = {}
         self.resync_seconds = resync_seconds
         self._sleep = asyncio.sleep
         self.default_mode = default_mode
@@ -250,6 +254,7 @@ class Reconciler:
         key = (meta["namespace"], meta["name"])
         if deleted:
             self.store.delete("AIWorkload", *key)
+            self.specs.forget(*key)
             self.queue.add(key)  # runs the clean-up path
             return
         if self.store.upsert("AIWorkload", body):
@@ -315,6 +320,10 @@ class Reconciler:
         listed = self._listed_policies
         if listed is not None and (meta["namespace"], meta["name"]) in listed:
             listed[(meta["namespace"], meta["name"])] = None if deleted else body
+        if not deleted and meta.get("resourceVersion") == self._written_versions.get(
+            (meta["namespace"], meta["name"])
+        ):
+            return  # the echo of our own last write: no need to compare the spec
         if "aitrust.dev/workload" in labels:
             key = (meta["namespace"], labels["aitrust.dev/workload"])
             if not deleted and is_ours(body) and self.applied_policies.get(key) == policy_fingerprint(body):
@@ -332,11 +341,8 @@ class Reconciler:
 
     def _requeue_selecting(self, namespace: str, labels: dict[str, str]) -> None:
         for wl in self.store.in_namespace("AIWorkload", namespace):
-            try:
-                workload = AIWorkload.model_validate(wl)
-            except ValidationError:
-                continue
-            if selector_matches(workload.spec.selector, labels):
+            workload = self.specs.parse(wl)
+            if workload is not None and selector_matches(workload.spec.selector, labels):
                 self.queue.add((namespace, workload.metadata.name))
 
     # --- inputs --------------------------------------------------------------------
@@ -563,19 +569,18 @@ class Reconciler:
             return "audit"
         owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
         desired = render_workload_policy(eff, owner)
-        fingerprint = policy_fingerprint(desired)
+        fingerprint = desired_fingerprint(desired)
         if self.applied_policies.get(key) == fingerprint:
             return "unchanged"  # as last written, and the watch has seen no change since
         listed = self._listed_policies
         if listed is not None and key not in self.applied_policies:
-            outcome = (
-                await apply_networkpolicy(self.kube, desired, listed.pop((key[0], name), None))
-            ).outcome
+            result = await apply_networkpolicy(self.kube, desired, listed.pop((key[0], name), None))
         else:
-            outcome = (await apply_networkpolicy(self.kube, desired)).outcome
-        if outcome in ("created", "updated", "unchanged"):
+            result = await apply_networkpolicy(self.kube, desired)
+        if result.outcome in ("created", "updated", "unchanged"):
             self.applied_policies[key] = fingerprint
-        return outcome
+            self._note_written(key[0], name, result.resource_version)
+        return result.outcome
 
     async def _push_opa(self, eff: EffectiveTrust) -> bool:
         if not self.opa_targets:
@@ -598,6 +603,7 @@ class Reconciler:
         """The AIWorkload is gone: its NetworkPolicy is garbage-collected; drop OPA data and metrics."""
         self._settle(key, [s.id for s in self.inbox.pending(key)])
         self.applied_policies.pop(key, None)
+        self._written_versions.pop((key[0], workload_policy_name(key[1])), None)
         eff = self.effective.pop(key, None)
         self._index_grants(key, eff, None)
         metrics.forget_workload(*key)
@@ -684,11 +690,19 @@ class Reconciler:
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
         desired = render_endpoint_ingress_policy(target, referencing, owner, selectors)
-        fingerprint = policy_fingerprint(desired)
+        fingerprint = desired_fingerprint(desired)
         if self.applied_endpoint_policies.get(key) == fingerprint:
             return  # as last written, and the watch has seen no change since
-        if (await apply_networkpolicy(self.kube, desired)).outcome in ("created", "updated", "unchanged"):
+        result = await apply_networkpolicy(self.kube, desired)
+        if result.outcome in ("created", "updated", "unchanged"):
             self.applied_endpoint_policies[key] = fingerprint
+            self._note_written(ns, endpoint_policy_name(name), result.resource_version)
+
+    def _note_written(self, namespace: str, name: str, resource_version: str | None) -> None:
+        if resource_version is None:
+            self._written_versions.pop((namespace, name), None)
+        else:
+            self._written_versions[(namespace, name)] = resource_version
 
     async def _report_invalid(
         self, key: Key, body: dict[str, Any], exc: ValidationError, now: datetime

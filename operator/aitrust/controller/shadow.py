@@ -8,10 +8,9 @@ import logging
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 from aitrust import metrics
-from aitrust.api.v1alpha1 import AIWorkload
+from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Store
 from aitrust.core.classify import Classification, classify_workload
 from aitrust.core.shadow import ShadowWorkload, build_shadow_inventory, render_policy_report
@@ -22,9 +21,12 @@ REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL = "wgpolicyk8s.io", "v1alpha2", "pol
 
 
 class ShadowInventory:
-    def __init__(self, kube: Kube, store: Store, interval: float = 5.0) -> None:
+    def __init__(
+        self, kube: Kube, store: Store, interval: float = 5.0, specs: WorkloadSpecs | None = None
+    ) -> None:
         self.kube = kube
         self.store = store
+        self.specs = specs or WorkloadSpecs()
         self.interval = interval
         self.current: list[ShadowWorkload] = []
         self._verdicts: dict[tuple[str, str], tuple[str, Classification]] = {}
@@ -57,12 +59,7 @@ class ShadowInventory:
         for key in set(self._verdicts) - live:
             del self._verdicts[key]
         verdicts = {(p["metadata"]["namespace"], p["metadata"]["name"]): self.classify(p) for p in pods}
-        workloads = []
-        for body in self.store.all("AIWorkload"):
-            try:
-                workloads.append(AIWorkload.model_validate(body))
-            except ValidationError:
-                continue
+        workloads = self.specs.parse_all(self.store.all("AIWorkload"))
         self.current = build_shadow_inventory(pods, verdicts, workloads)
         counts: dict[str, int] = {}
         for s in self.current:

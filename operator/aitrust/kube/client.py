@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -13,6 +14,7 @@ from aitrust.api.v1alpha1 import GROUP, VERSION
 from aitrust.kube.aio import AsyncKube
 
 FIELD_MANAGER = "aitrust-operator"
+LIST_PAGE = 500  # objects per page of the start-up listing
 
 PLURALS = {
     "AIWorkload": "aiworkloads",
@@ -81,34 +83,40 @@ class Kube:
         )
         return cast(dict[str, Any], result)
 
-    def list_custom(self, kind: str, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        """Cluster-wide, or per namespace when the operator is namespaced (least privilege)."""
-        if namespaces:
-            pages = [
-                self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind])
-                for ns in namespaces
-            ]
-        else:
-            pages = [self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])]
-        items: list[dict[str, Any]] = [
-            i for page in pages for i in cast(dict[str, Any], page).get("items", [])
-        ]
-        for item in items:
+    def list_custom(self, kind: str, namespaces: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Cluster-wide, or per namespace when the operator is namespaced (least privilege).
+
+        Paged, so that a start with thousands of objects holds one page at a time, not the
+        whole listing next to the store it fills."""
+
+        def fetch(ns: str | None, token: str | None) -> dict[str, Any]:
+            paging: dict[str, Any] = {"limit": LIST_PAGE, **({"_continue": token} if token else {})}
+            if ns is None:
+                page = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], **paging)
+            else:
+                page = self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind], **paging)
+            return cast(dict[str, Any], page)
+
+        for item in _paged(fetch, namespaces):
             item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
             item.setdefault("kind", kind)
-        return items
+            yield item
 
-    def list_core(self, kind: str, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    def list_core(self, kind: str, namespaces: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         # Raw JSON: the typed models are slow and lose unknown fields.
         plural = {"Pod": "pod", "Service": "service", "ServiceAccount": "service_account"}[kind]
-        if namespaces:
-            calls = [
-                getattr(self.core, f"list_namespaced_{plural}")(ns, _preload_content=False)
-                for ns in namespaces
-            ]
-        else:
-            calls = [getattr(self.core, f"list_{plural}_for_all_namespaces")(_preload_content=False)]
-        return [i for raw in calls for i in raw_json(raw)["items"]]
+
+        def fetch(ns: str | None, token: str | None) -> dict[str, Any]:
+            paging: dict[str, Any] = {"limit": LIST_PAGE, "_preload_content": False}
+            if token:
+                paging["_continue"] = token
+            if ns is None:
+                raw = getattr(self.core, f"list_{plural}_for_all_namespaces")(**paging)
+            else:
+                raw = getattr(self.core, f"list_namespaced_{plural}")(ns, **paging)
+            return cast(dict[str, Any], raw_json(raw))
+
+        yield from _paged(fetch, namespaces)
 
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
@@ -119,3 +127,17 @@ class Kube:
             raise
         data: dict[str, str] = secret.get("data") or {}
         return data
+
+
+def _paged(
+    fetch: Callable[[str | None, str | None], dict[str, Any]], namespaces: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
+    """Items of every page, per namespace (or cluster-wide when none are given)."""
+    for ns in namespaces or (None,):
+        token: str | None = None
+        while True:
+            page = fetch(ns, token)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                break

@@ -18,6 +18,7 @@ Outcome = Literal["created", "updated", "unchanged", "foreign", "deleted", "abse
 class ApplyResult:
     name: str
     outcome: Outcome
+    resource_version: str | None = None  # of the stored object, when known: its watch echo carries it
 
 
 async def apply_networkpolicy(
@@ -73,16 +74,23 @@ async def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | Non
     ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     params = {"fieldManager": FIELD_MANAGER}
     if live is None:
-        await kube.aio.request("POST", _path(ns), desired, params=params)
-        return ApplyResult(name, "created")
+        stored = await kube.aio.request("POST", _path(ns), desired, params=params)
+        return ApplyResult(name, "created", _resource_version(stored))
     if not is_ours(live):
         return ApplyResult(name, "foreign")
     if not policy_differs(live, desired):
-        return ApplyResult(name, "unchanged")
+        return ApplyResult(name, "unchanged", _resource_version(live))
     body = dict(desired)
     body["metadata"] = {**desired["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
-    await kube.aio.request("PUT", _path(ns, name), body, params=params)
-    return ApplyResult(name, "updated")
+    stored = await kube.aio.request("PUT", _path(ns, name), body, params=params)
+    return ApplyResult(name, "updated", _resource_version(stored))
+
+
+def _resource_version(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    return rv if isinstance(rv, str) else None
 
 
 async def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:

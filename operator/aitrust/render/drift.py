@@ -50,6 +50,28 @@ def policy_fingerprint(policy: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+_DESIRED_FINGERPRINTS: dict[tuple[Any, Any, Any], str] = {}
+_MAX_DESIRED_FINGERPRINTS = 50_000
+
+
+def desired_fingerprint(policy: dict[str, Any]) -> str:
+    """``policy_fingerprint`` of a policy we rendered, cached by namespace, name and spec hash.
+
+    The hash covers spec, labels and owners, everything the fingerprint reads besides the name,
+    so an unchanged render costs a dict lookup instead of walking a spec of hundreds of peers."""
+    meta = policy.get("metadata") or {}
+    spec_hash = (meta.get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
+    if spec_hash is None:
+        return policy_fingerprint(policy)
+    key = (meta.get("namespace"), meta.get("name"), spec_hash)
+    found = _DESIRED_FINGERPRINTS.get(key)
+    if found is None:
+        if len(_DESIRED_FINGERPRINTS) >= _MAX_DESIRED_FINGERPRINTS:
+            _DESIRED_FINGERPRINTS.clear()
+        found = _DESIRED_FINGERPRINTS[key] = policy_fingerprint(policy)
+    return found
+
+
 def _normalise(spec: dict[str, Any]) -> str:
     return json.dumps(_prune(spec), sort_keys=True)
 

@@ -16,7 +16,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aitrust import __version__, metrics
-from aitrust.api.v1alpha1 import AIWorkload
 from aitrust.controller.reconciler import Reconciler
 from aitrust.core.mapping import WorkloadIndex, build_workload_index, map_signal
 from aitrust.core.parsers import PARSERS, build_openapi_schemas
@@ -57,31 +56,14 @@ class SignalApi:
     )
     _index: WorkloadIndex | None = None
     _index_version: int = -1
-    # Parsed specs by (namespace, name) -> (uid, generation): a rebuild re-parses only what changed.
-    _specs: dict[tuple[str, str], tuple[tuple[Any, Any], AIWorkload]] = field(default_factory=dict)
 
     def index(self) -> WorkloadIndex:
         store = self.reconciler.store
         if self._index is None or self._index_version != store.version:
-            workloads = []
-            specs: dict[tuple[str, str], tuple[tuple[Any, Any], AIWorkload]] = {}
-            for body in store.all("AIWorkload"):
-                meta = body.get("metadata") or {}
-                key = (meta.get("namespace") or "", meta.get("name") or "")
-                version = (meta.get("uid"), meta.get("generation"))
-                cached = self._specs.get(key)
-                if cached is not None and cached[0] == version:
-                    workload = cached[1]
-                else:
-                    try:  # status is not needed for mapping; skipping it makes parsing cheap
-                        workload = AIWorkload.model_validate({k: v for k, v in body.items() if k != "status"})
-                    except ValueError:
-                        continue
-                specs[key] = (version, workload)
-                workloads.append(workload)
-            self._specs = specs
             self._index = build_workload_index(
-                workloads, list(store.all("Pod")), list(store.all("ServiceAccount"))
+                self.reconciler.specs.parse_all(store.all("AIWorkload")),
+                list(store.all("Pod")),
+                list(store.all("ServiceAccount")),
             )
             self._index_version = store.version
         return self._index
@@ -148,11 +130,10 @@ class SignalApi:
                 by_workload[key].append(signal)
             matched.append({"id": signal.id, "workloads": [f"{ns}/{n}" for ns, n in mapping.workloads]})
         try:
-            results = await asyncio.gather(*(self.ingestor.submit(k, v) for k, v in by_workload.items()))
+            committed = await self.ingestor.submit_many(by_workload)
         except CommitError as exc:
             return _error(503, f"could not record signals durably: {exc}", headers={"Retry-After": "2"})
-        added = sum(r.added for r in results)
-        duplicates = sum(r.duplicates for r in results)
+        added, duplicates = committed.added, committed.duplicates
         metrics.SIGNALS.labels(source, "accepted").inc(added)
         metrics.SIGNALS.labels(source, "duplicate").inc(duplicates)
         metrics.SIGNALS.labels(source, "unmatched").inc(len(unmatched))

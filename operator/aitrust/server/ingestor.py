@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,7 +38,32 @@ class Committed:
     duplicates: int
 
 
-Pending = list[tuple[Signal, "asyncio.Future[Committed]"]]
+class _Ticket:
+    """One caller's wait: resolved once every signal it submitted is committed or dropped."""
+
+    __slots__ = ("added", "duplicates", "future", "remaining")
+
+    def __init__(self, future: asyncio.Future[Committed], remaining: int) -> None:
+        self.future = future
+        self.remaining = remaining
+        self.added = 0
+        self.duplicates = 0
+
+    def settle(self, new: bool) -> None:
+        if new:
+            self.added += 1
+        else:
+            self.duplicates += 1
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(Committed(self.added, self.duplicates))
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+Pending = list[tuple[Signal, _Ticket]]
 
 
 class Ingestor:
@@ -70,6 +95,8 @@ class Ingestor:
         self._commits: set[asyncio.Task[None]] = set()
         self._in_flight: set[tuple[Key, str]] = set()
         self._coalescing: set[Key] = set()
+        # Signals applied provisionally (before their journal write): moved to their record after it.
+        self._early: set[tuple[Key, str]] = set()
         # Ids acknowledged by this process: status keeps only the most relevant 100 records, so
         # replays of older deliveries are caught here (and by the status after a restart).
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
@@ -83,17 +110,52 @@ class Ingestor:
             self._task.cancel()
 
     async def submit(self, key: Key, signals: Sequence[Signal]) -> Committed:
+        return await self.submit_many({key: signals})
+
+    async def submit_many(self, signals: Mapping[Key, Sequence[Signal]]) -> Committed:
+        """Wait until the signals are journaled (or known duplicates); one wait per request."""
         if len(self.reconciler.inbox) >= self.max_backlog:
             raise CommitError(f"{len(self.reconciler.inbox)} signals are waiting to be applied")
-        loop = asyncio.get_running_loop()
-        futures = []
-        for signal in signals:
-            fut: asyncio.Future[Committed] = loop.create_future()
-            self._pending[key].append((signal, fut))
-            futures.append(fut)
+        total = sum(len(items) for items in signals.values())
+        if total == 0:
+            return Committed(0, 0)
+        ticket = _Ticket(asyncio.get_running_loop().create_future(), total)
+        for key, items in signals.items():
+            pending = self._pending[key]
+            for signal in items:
+                pending.append((signal, ticket))
+        self._apply_early(signals)
         self._wakeup.set()
-        results = await asyncio.gather(*futures)
-        return Committed(sum(r.added for r in results), sum(r.duplicates for r in results))
+        return await ticket.future
+
+    def _apply_early(self, signals: Mapping[Key, Sequence[Signal]]) -> None:
+        """Enforce signals that cost points now, ahead of the group commit and its journal write:
+        a signal can only lower trust. The acknowledgement still waits for the write."""
+        now = datetime.now(UTC)
+        early: list[tuple[Key, Signal]] = []
+        chosen: set[tuple[Key, str]] = set()
+        for key, items in signals.items():
+            policy = self.reconciler.policy_for(key)
+            in_status: set[str] | None = None
+            for signal in items:
+                if policy is not None and score_signal(signal, policy, now).points <= 0:
+                    continue
+                if (key, signal.id) in self._early or (key, signal.id) in chosen:
+                    continue
+                if in_status is None:
+                    in_status = self._status_ids(key)
+                if self._is_duplicate(key, signal.id, in_status):
+                    continue
+                early.append((key, signal))
+                chosen.add((key, signal.id))
+        if early:
+            self._file_provisionally(early)
+            for key in {key for key, _ in early}:
+                self.reconciler.queue.add(key, urgent=True)
+
+    def _file_provisionally(self, entries: list[tuple[Key, Signal]]) -> None:
+        self.reconciler.inbox.add(f"{PROVISIONAL}{uuid.uuid4().hex}", entries)
+        self._early.update((key, signal.id) for key, signal in entries)
 
     async def _run(self) -> None:
         while True:
@@ -121,33 +183,43 @@ class Ingestor:
         except Exception as exc:  # never leave a caller waiting
             log.exception("signal commit failed")
             for items in batch.values():
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(CommitError(str(exc)))
+                for _, ticket in items:
+                    ticket.fail(CommitError(str(exc)))
         finally:
             self._slots.release()
 
     async def _journal(self, batch: dict[Key, Pending]) -> None:
         fresh: list[tuple[Key, Signal]] = []
-        outcome: list[tuple[asyncio.Future[Committed], bool]] = []
+        outcome: list[tuple[_Ticket, bool]] = []
+        in_status_early: list[tuple[Key, str]] = []
         for key, items in batch.items():
             in_status = self._status_ids(key)
             seen: set[str] = set()
-            for signal, fut in items:
-                new = signal.id not in seen and not self._is_duplicate(key, signal.id, in_status)
+            for signal, ticket in items:
+                if signal.id in seen:
+                    new = False
+                elif (key, signal.id) in self._early:
+                    # Fresh when it arrived. If its early reconcile already wrote it into status,
+                    # it is durable there and needs no journal record.
+                    new = True
+                    if signal.id in in_status:
+                        in_status_early.append((key, signal.id))
+                    else:
+                        fresh.append((key, signal))
+                else:
+                    new = not self._is_duplicate(key, signal.id, in_status)
+                    if new:
+                        fresh.append((key, signal))
                 seen.add(signal.id)
-                if new:
-                    fresh.append((key, signal))
-                outcome.append((fut, new))
+                outcome.append((ticket, new))
         claimed = {(key, signal.id) for key, signal in fresh}
         self._in_flight |= claimed
-        costly, prompt = self._classify(fresh)
-        early = [(key, signal) for key, signal in fresh if key in costly]
-        if early:
-            # Enforce while the journal write runs; the acknowledgement still waits for it.
-            self.reconciler.inbox.add(f"{PROVISIONAL}{uuid.uuid4().hex}", early)
-            for key in costly:
-                self.reconciler.queue.add(key, urgent=True)
+        costly = {key for key, signal in fresh if (key, signal.id) in self._early}
+        # Free signals of a workload that is being enforced anyway go with the same status write.
+        riding = [(k, s) for k, s in fresh if k in costly and (k, s.id) not in self._early]
+        if riding:
+            self._file_provisionally(riding)
+        prompt = self._prompt_keys([(k, s) for k, s in fresh if k not in costly])
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         try:
@@ -157,26 +229,32 @@ class Ingestor:
             )
         except Exception as exc:
             log.warning("could not journal %d signal(s): %s", len(fresh), exc)
-            for fut, _ in outcome:
-                if not fut.done():
-                    fut.set_exception(CommitError(str(exc)))
+            for ticket, _ in outcome:
+                ticket.fail(CommitError(str(exc)))
             return
         finally:
             self._in_flight -= claimed
+            moved = {(key, signal.id) for key, items in batch.items() for signal, _ in items}
+            applied_early = self._early & moved
+            self._early -= moved
         if records:
             metrics.SIGNAL_COMMIT_LATENCY.observe(time.monotonic() - started)
         for name, record in zip(names, records, strict=True):
-            self.reconciler.inbox.add(name, [(k, s) for k, s in record.entries if k not in costly])
-            if self.reconciler.inbox.move(name, [(k, s) for k, s in record.entries if k in costly]):
+            provisional = [(k, s) for k, s in record.entries if (k, s.id) in applied_early]
+            self.reconciler.inbox.add(
+                name, [(k, s) for k, s in record.entries if (k, s.id) not in applied_early]
+            )
+            if self.reconciler.inbox.move(name, provisional):
                 self.reconciler.delete_records([name])  # applied before it was even stored
         metrics.SIGNAL_BACKLOG.set(len(self.reconciler.inbox))
         for key, signal in fresh:
             self._committed[(key, signal.id)] = None
+        for key_and_id in in_status_early:
+            self._committed[key_and_id] = None
         while len(self._committed) > self.max_remembered:
             self._committed.popitem(last=False)
-        for fut, new in outcome:
-            if not fut.done():
-                fut.set_result(Committed(1 if new else 0, 0 if new else 1))
+        for ticket, new in outcome:
+            ticket.settle(new)
         for key in {key for key, _ in fresh} - costly:
             if key not in self._coalescing:
                 self._coalescing.add(key)
@@ -195,27 +273,18 @@ class Ingestor:
             return self.coalesce
         return min(self.max_coalesce, max(self.coalesce, len(self._coalescing) / self.fold_rate))
 
-    def _classify(self, fresh: list[tuple[Key, Signal]]) -> tuple[set[Key], set[Key]]:
-        """(workloads with a signal that costs points: enforced at once, ahead of the queue;
-        workloads with a step of a sequence rule). Other free signals (noise, baseline inputs)
-        wait so that one status write takes many."""
-        by_key: dict[Key, list[Signal]] = defaultdict(list)
-        for key, signal in fresh:
-            by_key[key].append(signal)
+    def _prompt_keys(self, free: list[tuple[Key, Signal]]) -> set[Key]:
+        """Workloads with a step of a sequence rule among their free signals: folded promptly.
+        Other free signals (noise, baseline inputs) wait so that one status write takes many."""
         now = datetime.now(UTC)
-        costly: set[Key] = set()
         prompt: set[Key] = set()
-        for key, signals in by_key.items():
-            policy = self.reconciler.policy_for(key)
-            if policy is None:
-                costly.add(key)
+        for key, signal in free:
+            if key in prompt:
                 continue
-            records = [score_signal(s, policy, now) for s in signals]
-            if any(r.points > 0 for r in records):
-                costly.add(key)
-            elif any(is_sequence_stage(r) for r in records):
+            policy = self.reconciler.policy_for(key)
+            if policy is not None and is_sequence_stage(score_signal(signal, policy, now)):
                 prompt.add(key)
-        return costly, prompt
+        return prompt
 
     def _release(self, key: Key) -> None:
         self._coalescing.discard(key)
