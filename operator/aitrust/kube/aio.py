@@ -19,7 +19,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 TIMEOUT_S = 30.0
-MAX_CONNECTIONS = 32
+# Above the reconcile workers plus the urgent, endpoint and journal writers together, so that a
+# signal's writes never wait for a connection behind a cold start's reconciles.
+MAX_CONNECTIONS = 64
 # Idle connections stay open this long (aiohttp's default is 15 s): a signal after a quiet
 # minute must not pay for a new TLS handshake. The reconciler's resync keeps one in use.
 KEEPALIVE_S = 75.0
