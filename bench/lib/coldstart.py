@@ -16,7 +16,7 @@ from bench.lib.kubehttp import ApiServer
 from bench.lib.latency import MANAGED, NP_PATH
 
 AIW_PATH = f"{estate.GROUP_PATH}/aiworkloads"
-OPA_COUNT = "n := sum([count(docs) | docs := data.aitrust.workloads[_]])"
+OPA_COUNT = "n := sum([count(docs) | docs := data.aitrust_data.workloads[_]])"
 
 
 @dataclass

@@ -14,7 +14,7 @@ import httpx
 from aitrust.api.v1alpha1 import AIWorkload, DataSource, Mode, ModelEndpoint, Tier, TrustPolicySpec
 from aitrust.core.effective import EffectiveTrust, build_effective_trust
 from aitrust.kube.opa import load_policies
-from aitrust.render.opa import render_opa_data
+from aitrust.render.opa import OPA_ROOT, render_opa_data
 from aitrust.testing.cluster import OpaServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def measure(workdir: Path, workloads: int = 10_000, requests: int = 3000) -> Opa
                 r.raise_for_status()
             body = httpx.Request("PUT", "/", json=data).read()
             started = time.perf_counter()
-            r = client.put("/v1/data/aitrust", content=body, headers={"Content-Type": "application/json"})
+            r = client.put(f"/v1/data/{OPA_ROOT}", content=body, headers={"Content-Type": "application/json"})
             r.raise_for_status()
             load_s = time.perf_counter() - started
         bodies = [json.dumps(i).encode() for i in decision_inputs(effs)]

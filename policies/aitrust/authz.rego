@@ -2,8 +2,8 @@
 #
 # Input:  {"subject": {"namespace", "serviceAccount"?, "workload"?, "spiffeId"?},
 #          "resource": {"kind": "ModelEndpoint"|"DataSource", "namespace"?, "name"}, "action"}
-# Data:   data.aitrust.workloads[ns][name] = {tier, score, mode, grants, serviceAccounts}
-#         data.aitrust.subjects[ns][serviceAccount] = [workload names]
+# Data:   data.aitrust_data.workloads[ns][name] = {tier, score, mode, grants, serviceAccounts}
+#         data.aitrust_data.subjects[ns][serviceAccount] = [workload names]
 #         Every field is a string; "" counts as absent for the optional subject fields and
 #         resource.namespace. Malformed input (a missing or non-object subject or resource, a
 #         non-string field, an unknown kind, no name) is denied with a reason naming the field,
@@ -61,7 +61,7 @@ _workload_named if input.subject.workload != ""
 
 _candidates := {input.subject.workload} if {
 	_workload_named
-} else := {name | some name in data.aitrust.subjects[_namespace][_service_account]}
+} else := {name | some name in data.aitrust_data.subjects[_namespace][_service_account]}
 
 # --- resource ---------------------------------------------------------------------
 
@@ -133,11 +133,11 @@ _verdicts := {name: _verdict(name) | some name in _candidates}
 # Each clause looks the document up by key again: cheaper in OPA than passing it to a helper
 # function (whose arguments OPA hashes), and every lookup is O(1) whatever the estate's size.
 _verdict(name) := _deny(sprintf("unknown subject: workload %s/%s is not managed by aitrust", [_namespace, name]), null) if {
-	not data.aitrust.workloads[_namespace][name]
+	not data.aitrust_data.workloads[_namespace][name]
 } else := _deny(sprintf("service account %s is not used by workload %s/%s", [_service_account, _namespace, name]), null) if {
 	_workload_named
 	sa := _service_account
-	not sa in object.get(data.aitrust.workloads[_namespace][name], "serviceAccounts", [])
+	not sa in object.get(data.aitrust_data.workloads[_namespace][name], "serviceAccounts", [])
 } else := {
 	"allow": audit,
 	"reason": _quarantined_reason[audit],
@@ -145,11 +145,11 @@ _verdict(name) := _deny(sprintf("unknown subject: workload %s/%s is not managed 
 	"score": wl.score,
 	"mode": wl.mode,
 } if {
-	wl := data.aitrust.workloads[_namespace][name]
+	wl := data.aitrust_data.workloads[_namespace][name]
 	wl.tier == "quarantined"
 	audit := wl.mode == "audit"
 } else := {"allow": a[0], "reason": a[1], "tier": wl.tier, "score": wl.score, "mode": wl.mode} if {
-	wl := data.aitrust.workloads[_namespace][name]
+	wl := data.aitrust_data.workloads[_namespace][name]
 	a := _access(wl.mode, object.get(wl, ["grants", _target], false))
 }
 

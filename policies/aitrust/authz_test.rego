@@ -54,14 +54,14 @@ _pii_resource := {"kind": "DataSource", "namespace": "data", "name": "pii"}
 
 _decide(subject, resource) := d if {
 	d := authz.decision with input as {"subject": subject, "resource": resource, "action": "invoke"}
-		with data.aitrust.workloads as _workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as _subjects
 }
 
 _allow(subject, resource) := a if {
 	a := authz.allow with input as {"subject": subject, "resource": resource, "action": "invoke"}
-		with data.aitrust.workloads as _workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as _subjects
 }
 
 # --- allowed ----------------------------------------------------------------------
@@ -225,8 +225,8 @@ test_shared_service_account_partly_allowed_denies if {
 	# batch is granted, ghost is unknown: one "no" makes the shared identity ambiguous
 	subjects := object.union(_subjects, {"team-b": {"mixed": ["batch", "ghost"]}})
 	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "mixed"}, "resource": _llm_resource}
-		with data.aitrust.workloads as _workloads
-		with data.aitrust.subjects as subjects
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as subjects
 	d.allow == false
 	startswith(d.reason, "ambiguous: workloads using service account team-b/mixed get different answers")
 	contains(d.reason, "batch: tier trusted meets minTier restricted")
@@ -256,8 +256,8 @@ test_audit_mode_reports_instead_of_denying if {
 test_audit_mode_reports_a_missing_grant if {
 	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted"}}})
 	d := authz.decision with input as {"subject": {"namespace": "team-b", "workload": "notebook"}, "resource": _pii_resource}
-		with data.aitrust.workloads as workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as workloads
+		with data.aitrust_data.subjects as _subjects
 	d.allow == true
 	d.reason == "audit mode, would deny: workload has no grant for DataSource/data/pii"
 	d.tier == "restricted"
@@ -268,8 +268,8 @@ test_audit_mode_reports_a_missing_grant if {
 test_audit_mode_reports_a_denied_grant if {
 	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted", "score": 55}}})
 	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "nb-sa"}, "resource": _llm_resource}
-		with data.aitrust.workloads as workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as workloads
+		with data.aitrust_data.subjects as _subjects
 	d.allow == true
 	d.reason == "audit mode, would deny: tier quarantined is below minTier restricted"
 	d.tier == "restricted"
@@ -308,13 +308,13 @@ test_no_data_loaded_denies_service_accounts if {
 test_malformed_workload_document_falls_back_to_default_deny if {
 	broken := {"team-a": {"agent": {"serviceAccounts": ["agent-sa"], "grants": {}}}}
 	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
-		with data.aitrust.workloads as broken
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as broken
+		with data.aitrust_data.subjects as _subjects
 	d.allow == false
 	d.reason == "no decision"
 	not authz.allow with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
-		with data.aitrust.workloads as broken
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as broken
+		with data.aitrust_data.subjects as _subjects
 }
 
 # --- malformed input: denied with a reason naming the field, in every mode ---------
@@ -328,12 +328,12 @@ _audit_subject := {"namespace": "team-b", "serviceAccount": "nb-sa"}
 
 _rejected(inp, reason) if {
 	d := authz.decision with input as inp
-		with data.aitrust.workloads as _workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as _subjects
 	d == {"allow": false, "reason": reason, "tier": null, "score": null, "mode": null, "workloads": []}
 	a := authz.allow with input as inp
-		with data.aitrust.workloads as _workloads
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as _subjects
 	a == false
 }
 
@@ -489,8 +489,8 @@ test_empty_optional_fields_count_as_absent if {
 test_named_workload_without_service_account_list_rejects_a_claimed_one if {
 	broken := {"team-a": {"trainer": {"tier": "trusted", "score": 91, "mode": "enforce", "grants": {}}}}
 	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "trainer", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
-		with data.aitrust.workloads as broken
-		with data.aitrust.subjects as _subjects
+		with data.aitrust_data.workloads as broken
+		with data.aitrust_data.subjects as _subjects
 	d.allow == false
 	d.reason == "service account agent-sa is not used by workload team-a/trainer"
 }

@@ -258,7 +258,8 @@ def test_default_args() -> None:
     args = _args(template(namespace="ops"))
     expected = [
         "--health-port=8081",
-        "--workers=32",
+        "--workers=8",
+        "--startup-workers=32",
         "--secrets-namespace=ops",
         "--default-policy-mode=audit",
         "--leader-elect",

@@ -54,3 +54,30 @@ async def test_urgent_keys_jump_the_queue_and_every_key_still_runs_once() -> Non
     assert calls[:2] == ["routine-40", "alert"]
     assert sorted(calls) == sorted([f"routine-{i}" for i in range(50)] + ["alert"])
     assert len(queue) == 0
+
+
+async def test_burst_workers_share_a_backlog_then_leave_it_to_the_permanent_ones() -> None:
+    queue: WorkQueue[int] = WorkQueue()
+    calls: list[int] = []
+    in_flight = 0
+    most = 0
+
+    async def handle(key: int) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+
+    for key in range(40):
+        queue.add(key)
+    permanent = asyncio.create_task(queue.worker(handle))
+    bursts = [asyncio.create_task(queue.burst_worker(handle)) for _ in range(7)]
+    await asyncio.wait_for(asyncio.gather(*bursts), timeout=5)  # they return once it is drained
+    assert most == 8
+    queue.add(99)  # later work: only the permanent worker is left to take it
+    await asyncio.sleep(0.05)
+    permanent.cancel()
+    assert sorted(calls) == [*range(40), 99]
+    assert len(queue) == 0

@@ -230,7 +230,7 @@ def test_kill_9_mid_stream_then_everything_reconverges(
             )
 
             def opa_has_workload() -> bool:
-                r = httpx.get(f"{opa.url}/v1/data/aitrust/workloads/{ns}/agent")
+                r = httpx.get(f"{opa.url}/v1/data/aitrust_data/workloads/{ns}/agent")
                 return bool(r.json().get("result"))
 
             wait_until(opa_has_workload, timeout=15)

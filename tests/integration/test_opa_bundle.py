@@ -91,7 +91,7 @@ def _tamper(bundle: bytes) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     data: dict[str, Any] = json.loads(files["/data.json"])
-    for workloads in data["aitrust"]["workloads"].values():
+    for workloads in data["aitrust_data"]["workloads"].values():
         for doc in workloads.values():
             doc["score"] = 99  # any change at all must break the signature
     files["/data.json"] = json.dumps(data).encode()

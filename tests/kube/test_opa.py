@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from aitrust.kube.opa import OpaTarget
+from aitrust.render.opa import OPA_ROOT
 from aitrust.testing.cluster import OpaServer
 
 
@@ -30,15 +31,15 @@ def test_concurrent_writes_are_batched_and_exact(tmp_path: Path) -> None:
         requests.clear()
         docs = {(f"ns{i % 3}", f"w{i}"): {"tier": "restricted", "i": i} for i in range(60)}
         results = await asyncio.gather(
-            *(target.push_document(["aitrust", "workloads", ns, name], d) for (ns, name), d in docs.items()),
-            target.push_document(["aitrust", "subjects", "ns1"], {"sa": ["w1"]}),
+            *(target.push_document([OPA_ROOT, "workloads", ns, name], d) for (ns, name), d in docs.items()),
+            target.push_document(["aitrust_data", "subjects", "ns1"], {"sa": ["w1"]}),
         )
         assert all(results)
         # Unchanged documents are not written again; a deletion is.
         same = {"tier": "restricted", "i": 1}
-        assert await target.push_document(["aitrust", "workloads", "ns1", "w1"], same)
-        assert await target.push_document(["aitrust", "workloads", "ns2", "w2"], None)
-        data: dict[str, Any] = (await target.client.get("/v1/data/aitrust")).json()["result"]
+        assert await target.push_document(["aitrust_data", "workloads", "ns1", "w1"], same)
+        assert await target.push_document(["aitrust_data", "workloads", "ns2", "w2"], None)
+        data: dict[str, Any] = (await target.client.get("/v1/data/aitrust_data")).json()["result"]
         await target.stop()
         return data
 

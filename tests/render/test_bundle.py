@@ -59,8 +59,8 @@ def test_bundle_signature_verifies_and_covers_every_file(algorithm: str) -> None
     )
     bundle = render_bundle(DATA, POLICIES, "r1", _pem(key), algorithm, "k1")  # type: ignore[arg-type]
     files = _unpack(bundle)
-    assert json.loads(files["/data.json"]) == {"aitrust": DATA}
-    assert json.loads(files["/.manifest"]) == {"revision": "r1", "roots": ["aitrust"]}
+    assert json.loads(files["/data.json"]) == {"aitrust_data": DATA}
+    assert json.loads(files["/.manifest"]) == {"revision": "r1", "roots": ["aitrust", "aitrust_data"]}
     assert files["/aitrust/aitrust_authz.rego"].decode() == POLICIES["aitrust_authz"]
     _verify(bundle, key.public_key())
 
@@ -71,7 +71,7 @@ def test_tampering_or_another_key_fails_verification() -> None:
     with pytest.raises(InvalidSignature):
         _verify(bundle, ec.generate_private_key(ec.SECP256R1()).public_key())
     files = _unpack(bundle)
-    files["/data.json"] = json.dumps({"aitrust": {"workloads": {}}}).encode()
+    files["/data.json"] = json.dumps({"aitrust_data": {"workloads": {}}}).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, content in files.items():

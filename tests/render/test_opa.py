@@ -25,7 +25,7 @@ def _fleet() -> list[EffectiveTrust]:
 
 def test_workload_document_and_path() -> None:
     path, doc = render_opa_workload(effective(Tier.RESTRICTED, service_accounts=("z-sa", "agent-sa")))
-    assert path == ["aitrust", "workloads", "team-a", "agent"]
+    assert path == ["aitrust_data", "workloads", "team-a", "agent"]
     assert doc == {
         "tier": "restricted",
         "score": 65,
@@ -61,7 +61,7 @@ def test_full_document_matches_the_incremental_ones_and_ignores_order() -> None:
     assert data["subjects"] == render_opa_subjects(fleet)
     for eff in fleet:
         path, doc = render_opa_workload(eff)
-        assert path[0] == "aitrust"
+        assert path[0] == "aitrust_data"
         assert data["workloads"][path[2]][path[3]] == doc
     assert sorted(data["workloads"]) == ["team-a", "team-b"]
     reordered = render_opa_data(reversed(fleet), "rev-7")

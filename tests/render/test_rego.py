@@ -83,7 +83,7 @@ def test_policy_answers_match_rendered_grants(tmp_path: Path) -> None:
     )
     expected.append(False)
     data = tmp_path / "data.json"
-    data.write_text(json.dumps({"aitrust": render_opa_data(fleet, "r1"), "cases": cases}))
+    data.write_text(json.dumps({"aitrust_data": render_opa_data(fleet, "r1"), "cases": cases}))
     query = "[d | some q in data.cases; d := data.aitrust.authz.decision with input as q]"
     proc = subprocess.run(
         [find_binary("opa"), "eval", "--format=json", "-d", str(POLICIES), "-d", str(data), query],
@@ -113,7 +113,7 @@ def test_data_layout_against_a_running_opa(opa: OpaServer) -> None:
     """The documents go in with PUT next to the policy package, and answer as rendered."""
     _http("PUT", f"{opa.url}/v1/policies/aitrust-authz", raw=(POLICIES / "aitrust/authz.rego").read_bytes())
     fleet = _fleet()
-    _http("PUT", f"{opa.url}/v1/data/aitrust", render_opa_data(fleet[:1], "rev-1"))
+    _http("PUT", f"{opa.url}/v1/data/aitrust_data", render_opa_data(fleet[:1], "rev-1"))
 
     def ask(subject: dict[str, Any]) -> dict[str, Any]:
         body = {
@@ -133,12 +133,12 @@ def test_data_layout_against_a_running_opa(opa: OpaServer) -> None:
     _http("PUT", f"{opa.url}/v1/data/{'/'.join(path)}", doc)
     trainer = ask({"namespace": "team-a", "workload": "trainer"})
     assert (trainer["allow"], trainer["tier"], trainer["score"]) == (True, "trusted", 90)
-    assert _http("GET", f"{opa.url}/v1/data/aitrust/meta")["result"] == {"revision": "rev-1"}
+    assert _http("GET", f"{opa.url}/v1/data/aitrust_data/meta")["result"] == {"revision": "rev-1"}
 
     # Full re-sync: the quarantined workload is denied, the audit one only reported.
-    _http("PUT", f"{opa.url}/v1/data/aitrust", render_opa_data(fleet, "rev-2"))
+    _http("PUT", f"{opa.url}/v1/data/aitrust_data", render_opa_data(fleet, "rev-2"))
     assert ask({"namespace": "team-a", "serviceAccount": "jailed-sa"})["allow"] is False
     audit = ask({"namespace": "team-a", "serviceAccount": "nb-sa"})
     assert (audit["allow"], audit["mode"]) == (True, "audit")
     assert audit["reason"].startswith("audit mode, would deny")
-    assert _http("GET", f"{opa.url}/v1/data/aitrust/meta")["result"] == {"revision": "rev-2"}
+    assert _http("GET", f"{opa.url}/v1/data/aitrust_data/meta")["result"] == {"revision": "rev-2"}

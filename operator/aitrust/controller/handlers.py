@@ -68,6 +68,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = EventOnlyDiffBase()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="aitrust.dev")
     settings.watching.server_timeout = 300
+    # Paged initial listings, and per-object workers that exit soon after their last event: a
+    # start with thousands of pods must not hold every body, and a task per object, at once.
+    settings.watching.chunk_size = 500
+    settings.queueing.idle_timeout = 1.0
     settings.networking.request_timeout = 60
     options = _options(memo)
     kube = Kube(load_config(options.kubeconfig))
@@ -84,6 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube,
         memo["store"],
         workers=options.workers,
+        startup_workers=options.startup_workers,
         opa_urls=options.opa_urls,
         opa_policies=opa_policies,
         opa_token_file=options.opa_token_file,

@@ -14,7 +14,8 @@ from aitrust.api.v1alpha1 import Mode
 class OperatorOptions:
     kubeconfig: str | None = None
     namespaces: tuple[str, ...] = ()
-    workers: int = 32
+    workers: int = 8
+    startup_workers: int = 32
     resync_seconds: float = 30.0
     default_policy_mode: Mode = Mode.ENFORCE
     secrets_namespace: str | None = None
@@ -52,6 +53,7 @@ class OperatorOptions:
             kubeconfig=args.kubeconfig,
             namespaces=tuple(args.namespace or ()),
             workers=args.workers,
+            startup_workers=args.startup_workers,
             resync_seconds=args.resync_seconds,
             default_policy_mode=Mode(args.default_policy_mode),
             secrets_namespace=args.secrets_namespace or pod_ns,
@@ -92,7 +94,13 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--peering", metavar="NAME", help="use kopf peering NAME (crds/kopf/peering.yaml)")
-    run.add_argument("--workers", type=int, default=32, help="concurrent reconcile workers")
+    run.add_argument("--workers", type=int, default=8, help="concurrent reconcile workers")
+    run.add_argument(
+        "--startup-workers",
+        type=int,
+        default=32,
+        help="concurrent reconcile workers for the first pass after start (at least --workers)",
+    )
     run.add_argument("--resync-seconds", type=float, default=30.0, help="recompute decaying trust this often")
     run.add_argument(
         "--default-policy-mode",

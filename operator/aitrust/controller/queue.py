@@ -45,17 +45,25 @@ class WorkQueue(Generic[K]):
 
     async def worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
         while True:
-            key = await self._queue.get()
-            while self._urgent:
-                candidate = self._urgent.popleft()
-                if candidate in self._pending:
-                    if candidate != key:
-                        self._queue.put_nowait(key)  # the wake-up taken stays owed to its key
-                    key = candidate
-                    break
-            if key not in self._pending:
-                continue  # a stale wake-up: the key was served as urgent
-            await self._serve(key, handle)
+            await self._take(await self._queue.get(), handle)
+
+    async def burst_worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
+        """A worker that returns once nothing is queued: extra hands for a backlog (the first
+        pass after a start) that do not stay to compete with urgent work afterwards."""
+        while not self._queue.empty():
+            await self._take(self._queue.get_nowait(), handle)
+
+    async def _take(self, key: K, handle: Callable[[K], Awaitable[None]]) -> None:
+        while self._urgent:
+            candidate = self._urgent.popleft()
+            if candidate in self._pending:
+                if candidate != key:
+                    self._queue.put_nowait(key)  # the wake-up taken stays owed to its key
+                key = candidate
+                break
+        if key not in self._pending:
+            return  # a stale wake-up: the key was served as urgent
+        await self._serve(key, handle)
 
     async def urgent_worker(self, handle: Callable[[K], Awaitable[None]]) -> None:
         """Serves urgent keys only: an alert never waits for routine work to free a worker."""

@@ -56,7 +56,7 @@ from aitrust.render.networkpolicy import (
     render_workload_policy,
     workload_policy_name,
 )
-from aitrust.render.opa import render_opa_data, render_opa_subjects, render_opa_workload
+from aitrust.render.opa import opa_subjects_path, render_opa_data, render_opa_subjects, render_opa_workload
 
 log = logging.getLogger("aitrust.reconciler")
 
@@ -88,6 +88,7 @@ class Reconciler:
         store: Store,
         *,
         workers: int = 8,
+        startup_workers: int = 32,
         clock: Clock = _utcnow,
         opa_urls: tuple[str, ...] = (),
         opa_policies: dict[str, str] | None = None,
@@ -127,6 +128,7 @@ class Reconciler:
         # reconciled: a cold start then needs no read per workload. None: known absent.
         self._listed_policies: dict[Key, dict[str, Any] | None] | None = None
         self._workers = workers
+        self._startup_workers = startup_workers
         self._tasks: list[asyncio.Task[None]] = []
         self._deletions: set[asyncio.Task[None]] = set()
         self._population_due = True
@@ -156,6 +158,13 @@ class Reconciler:
         for target in self.opa_targets:
             target.start()
         self._tasks = [asyncio.create_task(self.queue.worker(self.reconcile)) for _ in range(self._workers)]
+        # Many writers for the first pass only: afterwards, concurrent routine writes slow the API
+        # server's answers to the urgent ones (enforcement p99 at 1,000 workloads: 1,058 ms with 32
+        # permanent workers, 636 ms with 8).
+        self._tasks += [
+            asyncio.create_task(self.queue.burst_worker(self.reconcile))
+            for _ in range(max(0, self._startup_workers - self._workers))
+        ]
         self._tasks += [asyncio.create_task(self.queue.urgent_worker(self.reconcile)) for _ in range(2)]
         self._tasks += [
             asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
@@ -590,7 +599,7 @@ class Reconciler:
         results = await asyncio.gather(
             *(t.push_document(path, document) for t in self.opa_targets),
             *(
-                t.push_document(["aitrust", "subjects", eff.namespace], ns_subjects.get(eff.namespace, {}))
+                t.push_document(opa_subjects_path(eff.namespace), ns_subjects.get(eff.namespace, {}))
                 for t in self.opa_targets
             ),
         )
@@ -614,7 +623,7 @@ class Reconciler:
         await asyncio.gather(
             *(t.push_document(path, None) for t in self.opa_targets),
             *(
-                t.push_document(["aitrust", "subjects", key[0]], ns_subjects.get(key[0], {}))
+                t.push_document(opa_subjects_path(key[0]), ns_subjects.get(key[0], {}))
                 for t in self.opa_targets
             ),
         )

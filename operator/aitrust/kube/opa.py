@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from aitrust.render.opa import OPA_ROOT
+
 log = logging.getLogger("aitrust.opa")
 
 FullData = Callable[[], dict[str, Any]]
@@ -77,10 +79,10 @@ class OpaTarget:
         revision = uuid.uuid4().hex
         data = self.full_data()
         data["meta"] = {"revision": revision}
-        r = await self.client.put("/v1/data/aitrust", json=data)
+        r = await self.client.put(f"/v1/data/{OPA_ROOT}", json=data)
         r.raise_for_status()
         self._pushed.clear()
-        self._parents = {("aitrust",), *_objects(("aitrust",), data)}
+        self._parents = {(OPA_ROOT,), *_objects((OPA_ROOT,), data)}
         self.revision = revision
         self.synced.set()
         log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
@@ -154,7 +156,7 @@ class OpaTarget:
         self._resync.set()
 
     async def _revision_matches(self) -> bool:
-        r = await self.client.get("/v1/data/aitrust/meta/revision")
+        r = await self.client.get(f"/v1/data/{OPA_ROOT}/meta/revision")
         r.raise_for_status()
         return bool(r.json().get("result") == self.revision)
 

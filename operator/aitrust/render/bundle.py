@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from aitrust.render.opa import OPA_ROOT
+
 Algorithm = Literal["RS256", "ES256"]
-ROOT = "aitrust"
+POLICY_ROOT = "aitrust"  # the package aitrust.authz
 
 
 def _b64url(data: bytes) -> str:
@@ -34,13 +36,13 @@ def _canonical(value: Any) -> bytes:
 def build_bundle_files(
     data: Mapping[str, Any], policies: Mapping[str, str], revision: str
 ) -> dict[str, bytes]:
-    """The bundle's files by path: data under the `aitrust` root, the Rego, and the manifest."""
+    """The bundle's files by path: the data under its root, the Rego, and the manifest."""
     files = {
-        "/data.json": _canonical({ROOT: data}),
-        "/.manifest": _canonical({"revision": revision, "roots": [ROOT]}),
+        "/data.json": _canonical({OPA_ROOT: data}),
+        "/.manifest": _canonical({"revision": revision, "roots": [POLICY_ROOT, OPA_ROOT]}),
     }
     for policy_id, rego in sorted(policies.items()):
-        files[f"/{ROOT}/{policy_id}.rego"] = rego.encode()
+        files[f"/{POLICY_ROOT}/{policy_id}.rego"] = rego.encode()
     return files
 
 
