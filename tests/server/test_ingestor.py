@@ -342,6 +342,33 @@ def test_a_costly_signal_already_in_status_when_its_batch_runs_is_accepted_not_a
     assert replayed == 1
 
 
+def test_a_resync_leaves_held_noise_for_its_fold_but_folds_a_costly_signal() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        reconciler.inbox.add("journal-1", [(KEY, cloud_event(1, "DescribeInstances"))])
+        reconciler.holding.add(KEY)
+        await reconciler._reconcile(KEY)  # a resync: the noise waits for its scheduled fold
+        assert [s["id"] for s in kube.body["status"].get("signals", [])] == []
+        assert len(reconciler.inbox) == 1
+        reconciler.inbox.add("provisional:x", [(KEY, signal(5))])  # costs points: enforced now
+        await reconciler._reconcile(KEY)
+        assert sorted(s["id"] for s in kube.body["status"]["signals"]) == ["ct-1", "evt-5"]
+        assert len(reconciler.inbox) == 0 and KEY not in reconciler.holding
+
+        # The fold comes due while more noise arrived: the fold takes it all, nothing starves.
+        reconciler.inbox.add("journal-2", [(KEY, cloud_event(2, "DescribeInstances"))])
+        reconciler.holding.add(KEY)
+        reconciler.fold_due.add(KEY)
+        reconciler.inbox.add("journal-3", [(KEY, cloud_event(3, "DescribeInstances"))])
+        await reconciler._reconcile(KEY)
+        assert {"ct-2", "ct-3"} <= {s["id"] for s in kube.body["status"]["signals"]}
+        assert len(reconciler.inbox) == 0 and not reconciler.holding and not reconciler.fold_due
+
+    asyncio.run(run())
+
+
 def cloud_event(i: int, name: str) -> Signal:
     return Signal(
         id=f"ct-{i}",
@@ -380,14 +407,17 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
         reconciler.inbox.drop(KEY)
 
         assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting
-        ingestor._coalescing |= {("ml", f"w{i}") for i in range(500)}
+        reconciler.holding |= {("ml", f"w{i}") for i in range(500)}
         assert ingestor._fold_delay(prompt=False) == 5.0  # 500 workloads at 100 writes/s
         assert ingestor._fold_delay(prompt=True) == 1.0  # a sequence step never waits longer
-        ingestor._coalescing |= {("ml", f"w{i}") for i in range(5000)}
+        reconciler.holding |= {("ml", f"w{i}") for i in range(5000)}
         assert ingestor._fold_delay(prompt=False) == 10.0  # bounded
         ingestor.max_waiting_noise = 2
         reconciler.inbox.add("r1", [(KEY, noise), (KEY, step), (KEY, signal(3))])
-        assert ingestor._fold_delay(prompt=False) == 1.0  # memory is bounded too
+        # Memory is bounded too: past the cap the wait shrinks in proportion, not all at once.
+        assert ingestor._fold_delay(prompt=False) == pytest.approx(10.0 * 2 / 3)
+        ingestor.max_waiting_noise = 1
+        assert ingestor._fold_delay(prompt=False) == pytest.approx(10.0 / 3)
 
     asyncio.run(run())
 

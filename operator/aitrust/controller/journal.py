@@ -135,6 +135,10 @@ class Inbox:
     def pending(self, key: Key) -> list[Signal]:
         return [signal for signal, _ in self._pending.get(key, {}).values()]
 
+    def has_provisional(self, key: Key) -> bool:
+        """Something waits that was filed early because it costs points."""
+        return any(record.startswith(PROVISIONAL) for _, record in self._pending.get(key, {}).values())
+
     def workloads(self) -> list[Key]:
         return list(self._pending)
 

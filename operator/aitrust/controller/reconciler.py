@@ -29,6 +29,7 @@ from aitrust.api.v1alpha1 import (
     TrustPolicy,
     TrustPolicySpec,
 )
+from aitrust.controller.gcpolicy import GcPolicy
 from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
 from aitrust.controller.queue import WorkQueue
 from aitrust.controller.specs import WorkloadSpecs
@@ -36,10 +37,11 @@ from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
-from aitrust.core.ingest import build_ingestion
+from aitrust.core.ingest import Ingestion, build_ingestion
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
+from aitrust.core.signal import Signal
 from aitrust.kube.client import Kube
 from aitrust.kube.journal import delete_journal_record, list_journal_records
 from aitrust.kube.networkpolicies import (
@@ -67,6 +69,7 @@ TargetKey = tuple[str, str, str]
 
 
 RESYNC_TICK_S = 1.0
+OFFLOAD_FOLD = 64  # waiting signals from which a fold runs in a worker thread
 
 
 def _utcnow() -> datetime:
@@ -106,6 +109,10 @@ class Reconciler:
         self.synced = asyncio.Event()
         self.effective: dict[Key, EffectiveTrust] = {}
         self.specs = WorkloadSpecs()
+        # Workloads whose free signals wait for a scheduled fold (signal ingestion), and those
+        # whose fold is due: other reconciles (resyncs) leave held signals waiting.
+        self.holding: set[Key] = set()
+        self.fold_due: set[Key] = set()
         # resourceVersion of each policy as our last write stored it (namespace, policy name).
         self._written_versions: dict[tuple[str, str], str] = {}
         self.resync_seconds = resync_seconds
@@ -170,6 +177,7 @@ class Reconciler:
             asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
         ]
         self._tasks.append(asyncio.create_task(self._periodic_resync()))
+        self._tasks.append(asyncio.create_task(GcPolicy().run(), name="gc policy"))
 
     async def _warm_up(self) -> None:
         """Open a connection for ``Kube.aio`` now: the first signal must not pay for the TLS handshake."""
@@ -484,14 +492,24 @@ class Reconciler:
         started = time.monotonic()
         inputs = self.gather_inputs(workload)
         waiting = self.inbox.pending(key)
+        if waiting and key in self.holding:
+            if key in self.fold_due or self.inbox.has_provisional(key):
+                self.holding.discard(key)
+                self.fold_due.discard(key)
+            else:
+                waiting = []  # noise only, and its fold is scheduled: no status write for it now
         added: list[dict[str, Any]] = []
         if waiting:
-            ingestion = build_ingestion(workload.status, waiting, inputs.policy, now)
+            if len(waiting) >= OFFLOAD_FOLD:
+                # A fold of many signals takes tens of milliseconds of pure work: in a thread, the
+                # event loop gets the interpreter back every few milliseconds to answer requests.
+                ingestion, added = await asyncio.to_thread(_fold, workload, waiting, inputs.policy, now)
+            else:
+                ingestion, added = _fold(workload, waiting, inputs.policy, now)
             status_in = workload.status.model_copy(
                 update={"signals": ingestion.signals, "baseline": ingestion.baseline}
             )
             inputs = inputs.model_copy(update={"workload": workload.model_copy(update={"status": status_in})})
-            added = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
         evaluation = build_evaluation(inputs, now)
         before = workload.status.tier
         enforced = await self.enforce(workload, evaluation, now)
@@ -613,6 +631,8 @@ class Reconciler:
         self._settle(key, [s.id for s in self.inbox.pending(key)])
         self.applied_policies.pop(key, None)
         self._written_versions.pop((key[0], workload_policy_name(key[1])), None)
+        self.holding.discard(key)
+        self.fold_due.discard(key)
         eff = self.effective.pop(key, None)
         self._index_grants(key, eff, None)
         metrics.forget_workload(*key)
@@ -752,6 +772,13 @@ class Reconciler:
             raise
         self.store.upsert("AIWorkload", updated)
         return True
+
+
+def _fold(
+    workload: AIWorkload, waiting: list[Signal], policy: TrustPolicySpec, now: datetime
+) -> tuple[Ingestion, list[dict[str, Any]]]:
+    ingestion = build_ingestion(workload.status, waiting, policy, now)
+    return ingestion, [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
 
 
 async def _guarded(kind: str, key: tuple[str, ...], work: Awaitable[None]) -> bool:

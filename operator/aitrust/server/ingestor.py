@@ -74,7 +74,7 @@ class Ingestor:
         max_in_flight: int = 2,
         max_backlog: int = 200_000,
         coalesce: float = 1.0,
-        max_coalesce: float = 30.0,
+        max_coalesce: float = 60.0,
         fold_rate: float = 20.0,
         max_waiting_noise: int = 20_000,
     ) -> None:
@@ -94,7 +94,6 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self._in_flight: set[tuple[Key, str]] = set()
-        self._coalescing: set[Key] = set()
         # Signals applied provisionally (before their journal write): moved to their record after it.
         self._early: set[tuple[Key, str]] = set()
         # Ids acknowledged by this process: status keeps only the most relevant 100 records, so
@@ -256,8 +255,8 @@ class Ingestor:
         for ticket, new in outcome:
             ticket.settle(new)
         for key in {key for key, _ in fresh} - costly:
-            if key not in self._coalescing:
-                self._coalescing.add(key)
+            if key not in self.reconciler.holding:
+                self.reconciler.holding.add(key)
                 loop.call_later(self._fold_delay(key in prompt), self._release, key)
 
     def _fold_delay(self, prompt: bool) -> float:
@@ -265,13 +264,18 @@ class Ingestor:
 
         Sequence steps wait ``coalesce``. Noise waits longer the more workloads have some
         waiting, so that folding it costs about ``fold_rate`` status writes per second (each
-        is a large write for the API server) up to ``max_coalesce``, the resync period: a
-        stream spread over many workloads must not crowd out the reconciles that enforce.
-        Past ``max_waiting_noise`` signals held in memory, noise folds at once again.
+        is a large write for the API server) up to ``max_coalesce``: a stream spread over many
+        workloads must not crowd out the reconciles that enforce (resyncs leave held noise
+        alone). Past ``max_waiting_noise`` signals held in memory the wait shrinks in
+        proportion, so memory levels off instead of every workload folding at once.
         """
-        if prompt or len(self.reconciler.inbox) > self.max_waiting_noise:
+        if prompt:
             return self.coalesce
-        return min(self.max_coalesce, max(self.coalesce, len(self._coalescing) / self.fold_rate))
+        wait = min(self.max_coalesce, len(self.reconciler.holding) / self.fold_rate)
+        waiting = len(self.reconciler.inbox)
+        if waiting > self.max_waiting_noise:
+            wait *= self.max_waiting_noise / waiting
+        return max(self.coalesce, wait)
 
     def _prompt_keys(self, free: list[tuple[Key, Signal]]) -> set[Key]:
         """Workloads with a step of a sequence rule among their free signals: folded promptly.
@@ -287,7 +291,7 @@ class Ingestor:
         return prompt
 
     def _release(self, key: Key) -> None:
-        self._coalescing.discard(key)
+        self.reconciler.fold_due.add(key)
         self.reconciler.queue.add(key)
 
     def _status_ids(self, key: Key) -> set[str]:
