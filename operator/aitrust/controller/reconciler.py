@@ -37,11 +37,10 @@ from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
-from aitrust.core.ingest import Ingestion, build_ingestion
+from aitrust.core.ingest import build_ingestion
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
-from aitrust.core.signal import Signal
 from aitrust.kube.client import Kube
 from aitrust.kube.journal import delete_journal_record, list_journal_records
 from aitrust.kube.networkpolicies import (
@@ -69,7 +68,6 @@ TargetKey = tuple[str, str, str]
 
 
 RESYNC_TICK_S = 1.0
-OFFLOAD_FOLD = 64  # waiting signals from which a fold runs in a worker thread
 
 
 def _utcnow() -> datetime:
@@ -500,12 +498,8 @@ class Reconciler:
                 waiting = []  # noise only, and its fold is scheduled: no status write for it now
         added: list[dict[str, Any]] = []
         if waiting:
-            if len(waiting) >= OFFLOAD_FOLD:
-                # A fold of many signals takes tens of milliseconds of pure work: in a thread, the
-                # event loop gets the interpreter back every few milliseconds to answer requests.
-                ingestion, added = await asyncio.to_thread(_fold, workload, waiting, inputs.policy, now)
-            else:
-                ingestion, added = _fold(workload, waiting, inputs.policy, now)
+            ingestion = build_ingestion(workload.status, waiting, inputs.policy, now)
+            added = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
             status_in = workload.status.model_copy(
                 update={"signals": ingestion.signals, "baseline": ingestion.baseline}
             )
@@ -772,13 +766,6 @@ class Reconciler:
             raise
         self.store.upsert("AIWorkload", updated)
         return True
-
-
-def _fold(
-    workload: AIWorkload, waiting: list[Signal], policy: TrustPolicySpec, now: datetime
-) -> tuple[Ingestion, list[dict[str, Any]]]:
-    ingestion = build_ingestion(workload.status, waiting, policy, now)
-    return ingestion, [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
 
 
 async def _guarded(kind: str, key: tuple[str, ...], work: Awaitable[None]) -> bool:
