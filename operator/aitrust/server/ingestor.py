@@ -181,8 +181,9 @@ class Ingestor:
             await self._journal(batch)
         except Exception as exc:  # never leave a caller waiting
             log.exception("signal commit failed")
-            for items in batch.values():
-                for _, ticket in items:
+            for key, items in batch.items():
+                for signal, ticket in items:
+                    self._early.discard((key, signal.id))  # a retry files it afresh
                     ticket.fail(CommitError(str(exc)))
         finally:
             self._slots.release()
