@@ -86,6 +86,17 @@ def decision(opa: OpaServer, namespace: str) -> dict[str, Any]:
     return result
 
 
+def tier_events(kubectl: Kubectl, namespace: str, name: str = "agent") -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kubectl.json("get", "events.events.k8s.io", "-n", namespace)["items"]
+    return [
+        e
+        for e in items
+        if e.get("reason") == "TierChanged"
+        and e["regarding"]["kind"] == "AIWorkload"
+        and e["regarding"]["name"] == name
+    ]
+
+
 def lower_trust(kubectl: Kubectl, namespace: str) -> None:
     """The test hook: a critical signal record, as the signal API writes it, in the status."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -156,6 +167,16 @@ def test_tier_drives_networkpolicy_and_opa(
     cond = {c["type"]: c for c in obj["status"]["conditions"]}
     assert cond["Enforced"]["status"] == "True"
 
+    # The change is an Event on the workload (kubectl describe, event exporters).
+    [event] = wait_until(lambda: tier_events(kubectl, namespace), timeout=5)
+    assert event["type"] == "Warning" and event["action"] == "Enforce"
+    assert event["regarding"]["uid"] == obj["metadata"]["uid"]
+    assert "-> quarantined" in event["note"] and f"denied ModelEndpoint/{namespace}/llm" in event["note"]
+    assert "test hook" in event["note"]
+    # A resync with nothing new records nothing more.
+    time.sleep(1.5)
+    assert len(tier_events(kubectl, namespace)) == 1
+
 
 def test_drift_is_reverted_and_foreign_policies_left_alone(
     kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
@@ -210,6 +231,35 @@ def test_name_clash_with_unowned_policy_is_reported_not_overwritten(
     assert networkpolicy(kubectl, namespace, "aitrust-agent")["spec"] == squatter["spec"]  # type: ignore[index]
 
 
+def test_a_workload_whose_policy_name_clashes_with_an_endpoints_leaves_that_policy_alone(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    apply(kubectl, namespace, *estate(namespace))
+    ingress = wait_until(lambda: networkpolicy(kubectl, namespace, "aitrust-ingress-llm"), timeout=15)
+    # Workload ingress-llm renders its egress policy as aitrust-ingress-llm too.
+    clash = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "AIWorkload",
+        "metadata": {"name": "ingress-llm"},
+        "spec": {"kind": "agent", "selector": {"matchLabels": {"app": "other"}}},
+    }
+    apply(kubectl, namespace, clash)
+
+    def conflict() -> dict[str, Any] | None:
+        status = workload(kubectl, namespace, "ingress-llm").get("status", {})
+        conds = {c["type"]: c for c in status.get("conditions", [])}
+        return conds if conds.get("Enforced", {}).get("reason") == "PolicyConflict" else None
+
+    conds = wait_until(conflict, timeout=15)
+    assert conds["Stalled"]["status"] == "True"
+    time.sleep(1.5)
+    live = networkpolicy(kubectl, namespace, "aitrust-ingress-llm")
+    assert live is not None
+    assert live["metadata"]["resourceVersion"] == ingress["metadata"]["resourceVersion"]
+    assert live["metadata"]["labels"]["aitrust.dev/endpoint"] == "llm"
+
+
 def test_deleting_the_workload_removes_its_policy_and_opa_data(
     kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
 ) -> None:
@@ -257,3 +307,14 @@ def test_audit_mode_writes_no_policy(
     assert networkpolicy(kubectl, namespace, "aitrust-agent") is None
     assert networkpolicy(kubectl, namespace, "aitrust-ingress-llm") is None
     assert workload(kubectl, namespace)["status"]["grants"][0]["allowed"] is True
+
+    # What would have been enforced is reported in status and in an Event; still no policy.
+    lower_trust(kubectl, namespace)
+    [event] = wait_until(lambda: tier_events(kubectl, namespace), timeout=5)
+    assert event["action"] == "Audit"
+    assert (
+        "would quarantine" in event["note"] and f"would deny ModelEndpoint/{namespace}/llm" in event["note"]
+    )
+    grant = workload(kubectl, namespace)["status"]["grants"][0]
+    assert grant["allowed"] is False
+    assert networkpolicy(kubectl, namespace, "aitrust-agent") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aitrust.testing.cluster import wait_until
@@ -82,3 +83,28 @@ def test_invalid_regex_in_policy_is_reported_not_fatal(
     assert "broken" in conds["Ready"]["message"]
     assert conds["Stalled"]["status"] == "True"  # kstatus: Failed
     assert proc.alive()
+
+    # The policy's own status says so too, at its generation; fixed, it becomes Ready.
+    def own_status() -> dict[str, Any]:
+        result: dict[str, Any] = kubectl.json("get", "trustpolicy", "default", "-n", namespace)
+        return result
+
+    def own_ready(reason: str) -> dict[str, Any] | None:
+        obj = own_status()
+        status = obj.get("status", {})
+        conds = {c["type"]: c for c in status.get("conditions", [])}
+        if status.get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        return conds if conds.get("Ready", {}).get("reason") == reason else None
+
+    own = wait_until(lambda: own_ready("InvalidPolicy"), timeout=10)
+    assert own["Ready"]["status"] == "False" and "broken" in own["Ready"]["message"]
+    assert own["Stalled"]["status"] == "True"
+    policy["spec"]["signals"]["rules"][0]["match"]["rule"] = "shell"  # type: ignore[index]
+    kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(policy))
+    own = wait_until(lambda: own_ready("Accepted"), timeout=10)
+    assert own["Ready"]["status"] == "True" and "Stalled" not in own
+    # Its own status writes do not make it churn.
+    rv = own_status()["metadata"]["resourceVersion"]
+    time.sleep(1.5)
+    assert own_status()["metadata"]["resourceVersion"] == rv

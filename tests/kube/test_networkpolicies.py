@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.kube.networkpolicies import apply_networkpolicy
+from aitrust.kube.networkpolicies import apply_networkpolicy, delete_networkpolicy
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
+from aitrust.render.networkpolicy import workload_policy_labels
 from tests.render.networkpolicy_samples import DESIRED, stored
 
 
@@ -19,6 +20,7 @@ class FakeNetworking:
         self.live = live
         self.reads = 0
         self.writes = 0
+        self.deleted = 0
 
     async def request(self, method: str, path: str, body: Any = None, **_: Any) -> Any:
         assert path.startswith("/apis/networking.k8s.io/v1/namespaces/ml/networkpolicies"), path
@@ -33,6 +35,10 @@ class FakeNetworking:
             self.writes += 1
             self.live = stored(body)
             return copy.deepcopy(self.live)
+        if method == "DELETE":
+            self.deleted += 1
+            self.live = None
+            return {}
         assert method == "PUT" and self.live is not None
         if body["metadata"]["resourceVersion"] != self.live["metadata"]["resourceVersion"]:
             raise ApiException(status=409, reason="Conflict")
@@ -93,3 +99,19 @@ def test_someone_elses_policy_is_never_overwritten_even_when_guessed_absent() ->
     kube = kube_with(foreign)
     assert apply(kube, DESIRED, None).outcome == "foreign"
     assert kube.networking.writes == 0 and kube.networking.live == foreign
+
+
+def test_a_policy_generated_for_another_owner_is_neither_overwritten_nor_deleted() -> None:
+    other = stored(DESIRED)
+    other["metadata"]["labels"]["aitrust.dev/workload"] = "someone-else"
+    kube = kube_with(other)
+    assert apply(kube, DESIRED).outcome == "foreign"
+    deleted = asyncio.run(delete_networkpolicy(kube, "ml", "aitrust-agent", workload_policy_labels("agent")))
+    assert deleted.outcome == "foreign"
+    assert kube.networking.writes == 0 and kube.networking.live == other
+
+
+def test_our_own_policy_is_deleted() -> None:
+    kube = kube_with(stored(DESIRED))
+    deleted = asyncio.run(delete_networkpolicy(kube, "ml", "aitrust-agent", workload_policy_labels("agent")))
+    assert deleted.outcome == "deleted" and kube.networking.deleted == 1

@@ -6,6 +6,7 @@ import copy
 
 from aitrust.render.drift import desired_fingerprint, is_ours, policy_differs, policy_fingerprint
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
+from aitrust.render.networkpolicy import endpoint_policy_labels, workload_policy_labels
 from tests.render.networkpolicy_samples import DESIRED, stored
 
 
@@ -25,6 +26,22 @@ def test_manual_edits_are_drift_even_with_our_hash() -> None:
 def test_ownership_is_by_label() -> None:
     assert is_ours(stored(DESIRED))
     assert not is_ours({"metadata": {"labels": {"team": "x"}}})
+
+
+def test_a_policy_of_another_workload_or_target_is_not_ours_to_write() -> None:
+    live = stored(DESIRED)
+    assert is_ours(live, workload_policy_labels("agent"))
+    assert not is_ours(live, workload_policy_labels("other"))
+    # Workload ingress-x and ModelEndpoint x render the same name, aitrust-ingress-x.
+    endpoint = {"metadata": {"labels": endpoint_policy_labels("ModelEndpoint", "x")}}
+    assert is_ours(endpoint, endpoint_policy_labels("ModelEndpoint", "x"))
+    assert not is_ours(endpoint, workload_policy_labels("ingress-x"))
+    assert not is_ours(endpoint, endpoint_policy_labels("DataSource", "x"))
+    # Written before the kind label existed: a ModelEndpoint's.
+    legacy = {
+        "metadata": {"labels": {"app.kubernetes.io/managed-by": "aitrust", "aitrust.dev/endpoint": "x"}}
+    }
+    assert is_ours(legacy, endpoint_policy_labels("ModelEndpoint", "x"))
 
 
 def test_a_fingerprint_matches_the_stored_copy_and_no_edited_one() -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,10 +40,12 @@ from aitrust.core.conditions import build_condition, build_kstatus_conditions, m
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
 from aitrust.core.ingest import build_ingestion
+from aitrust.core.objstatus import build_object_status, describe_validation_error, status_differs
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
 from aitrust.kube.client import Kube
+from aitrust.kube.events import push_event
 from aitrust.kube.journal import delete_journal_record, list_journal_records
 from aitrust.kube.networkpolicies import (
     apply_networkpolicy,
@@ -50,11 +54,14 @@ from aitrust.kube.networkpolicies import (
 )
 from aitrust.kube.opa import OpaTarget
 from aitrust.render.drift import desired_fingerprint, is_ours, policy_fingerprint
+from aitrust.render.events import render_tier_event
 from aitrust.render.networkpolicy import (
+    endpoint_policy_labels,
     endpoint_policy_name,
     owner_reference,
     render_endpoint_ingress_policy,
     render_workload_policy,
+    workload_policy_labels,
     workload_policy_name,
 )
 from aitrust.render.opa import opa_subjects_path, render_opa_data, render_opa_subjects, render_opa_workload
@@ -72,14 +79,6 @@ RESYNC_TICK_S = 1.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 class Reconciler:
@@ -103,6 +102,8 @@ class Reconciler:
         self.store = store
         self.queue: WorkQueue[Key] = WorkQueue()
         self.endpoint_queue: WorkQueue[TargetKey] = WorkQueue()
+        # ModelEndpoints, DataSources and TrustPolicies whose own status may need a write.
+        self.object_queue: WorkQueue[TargetKey] = WorkQueue()
         self.clock = clock
         self.synced = asyncio.Event()
         self.effective: dict[Key, EffectiveTrust] = {}
@@ -135,7 +136,8 @@ class Reconciler:
         self._workers = workers
         self._startup_workers = startup_workers
         self._tasks: list[asyncio.Task[None]] = []
-        self._deletions: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # record deletions, events
+        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
         self.opa_targets = [
@@ -160,6 +162,9 @@ class Reconciler:
             self.queue.add(key, urgent=True)
         for body in self.store.all("AIWorkload"):
             self.queue.add(_key(body))
+        for kind in OBJECT_KINDS:
+            for body in self.store.all(kind):
+                self.object_queue.add((kind, *_key(body)))
         for target in self.opa_targets:
             target.start()
         self._tasks = [asyncio.create_task(self.queue.worker(self.reconcile)) for _ in range(self._workers)]
@@ -174,6 +179,7 @@ class Reconciler:
         self._tasks += [
             asyncio.create_task(self.endpoint_queue.worker(self.reconcile_endpoint)) for _ in range(2)
         ]
+        self._tasks.append(asyncio.create_task(self.object_queue.worker(self.reconcile_object)))
         self._tasks.append(asyncio.create_task(self._periodic_resync()))
         self._tasks.append(asyncio.create_task(GcPolicy().run(), name="gc policy"))
 
@@ -234,9 +240,7 @@ class Reconciler:
 
     def delete_records(self, done: list[str]) -> None:
         if done and self.journal_namespace is not None:
-            task = asyncio.create_task(self._delete_records(done))
-            self._deletions.add(task)
-            task.add_done_callback(self._deletions.discard)
+            self._in_background(self._delete_records(done))
 
     async def _delete_records(self, names: list[str]) -> None:
         assert self.journal_namespace is not None
@@ -280,8 +284,8 @@ class Reconciler:
         ns, name = meta["namespace"], meta["name"]
         if deleted:
             self.store.delete(kind, ns, name)
-        else:
-            self.store.upsert(kind, body)
+        elif not self._upsert_spec(kind, body):
+            return
         for wl in self.store.all("AIWorkload"):
             if any(_ref_key(wl, ref) == (ns, name) for ref in _refs(wl, kind)):
                 self.queue.add(_key(wl))
@@ -292,12 +296,26 @@ class Reconciler:
         ns, name = meta["namespace"], meta["name"]
         if deleted:
             self.store.delete("TrustPolicy", ns, name)
-        else:
-            self.store.upsert("TrustPolicy", body)
+        elif not self._upsert_spec("TrustPolicy", body):
+            return
         for wl in self.store.in_namespace("AIWorkload", ns):
             ref = ((wl.get("spec") or {}).get("trustPolicyRef") or {}).get("name", "default")
             if ref == name:
                 self.queue.add(_key(wl))
+
+    def _upsert_spec(self, kind: str, body: dict[str, Any]) -> bool:
+        """Store a target or policy and queue its own status; True when its spec or identity
+        changed. A status-only change, such as the echo of our own status write, must not
+        re-reconcile every workload that refers to it."""
+        meta = body["metadata"]
+        old = self.store.get(kind, meta["namespace"], meta["name"])
+        if not self.store.upsert(kind, body):
+            return False
+        self.object_queue.add((kind, meta["namespace"], meta["name"]))
+        if old is None:
+            return True
+        old_uid = (old.get("metadata") or {}).get("uid")
+        return old.get("spec") != body.get("spec") or old_uid != meta.get("uid")
 
     def on_pod_event(self, body: dict[str, Any], deleted: bool) -> None:
         meta = body["metadata"]
@@ -516,8 +534,14 @@ class Reconciler:
             kept = {r["id"] for r in status.get("signals", [])}
             missing = [r for r in added if r["id"] not in kept]
             status["signals"] = (status.get("signals", []) + missing)[-100:]
-        if await self._write_status(key, body, status) and waiting:
+        written = await self._write_status(key, body, status)
+        if written and waiting:
             self._settle(key, [s.id for s in waiting])
+        if written and before is not None and before is not evaluation.result.tier:
+            event = render_tier_event(
+                before, evaluation.effective, evaluation.result.factors, now, self.instance
+            )
+            self._in_background(self._push_event(key, event))
         if before is not evaluation.result.tier and enforced.status == "True":
             metrics.ENFORCEMENT_LATENCY.observe(time.monotonic() - started)
             log.info(
@@ -529,6 +553,18 @@ class Reconciler:
             )
         metrics.record_workload(*key, evaluation.result.score, evaluation.result.tier.value)
         self._record_population()
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _push_event(self, key: Key, event: dict[str, Any]) -> None:
+        """Best effort: an event lost to an API error is only a notification."""
+        try:
+            await push_event(self.kube, event)
+        except Exception as exc:
+            log.warning("%s/%s: could not record event %s: %s", *key, event["reason"], exc)
 
     async def enforce(self, workload: AIWorkload, evaluation: Evaluation, now: datetime) -> Condition:
         """Write the NetworkPolicy and the OPA document in parallel; report the outcome."""
@@ -570,7 +606,7 @@ class Reconciler:
                 "Enforced",
                 False,
                 "PolicyConflict",
-                f"NetworkPolicy {workload_policy_name(key[1])} exists and is not managed by aitrust",
+                f"NetworkPolicy {workload_policy_name(key[1])} exists and is not this workload's",
                 generation,
                 now,
                 previous,
@@ -585,7 +621,12 @@ class Reconciler:
         name = workload_policy_name(workload.metadata.name)
         if eff.mode is Mode.AUDIT:
             if self.applied_policies.get(key) != ABSENT:
-                await delete_networkpolicy(self.kube, workload.metadata.namespace, name)
+                await delete_networkpolicy(
+                    self.kube,
+                    workload.metadata.namespace,
+                    name,
+                    workload_policy_labels(workload.metadata.name),
+                )
                 self.applied_policies[key] = ABSENT
             return "audit"
         owner = owner_reference("AIWorkload", workload.metadata.name, workload.metadata.uid or "")
@@ -663,6 +704,29 @@ class Reconciler:
         if await _guarded(key[0], key[1:], work):
             self.endpoint_queue.add(key)
 
+    async def reconcile_object(self, key: TargetKey) -> None:
+        if await _guarded(key[0], key[1:], self._reconcile_object(key)):
+            self.object_queue.add(key)
+
+    async def _reconcile_object(self, key: TargetKey) -> None:
+        """Report in its own status whether a ModelEndpoint, DataSource or TrustPolicy is valid."""
+        kind, ns, name = key
+        body = self.store.get(kind, ns, name)
+        if body is None:
+            return
+        status = build_object_status(kind, body, self.clock())
+        if not status_differs(body, status):
+            return
+        try:
+            updated = await self.kube.patch_status(
+                kind, ns, name, status, body["metadata"].get("resourceVersion")
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return  # changed meanwhile: its watch event queues it again
+            raise
+        self.store.upsert(kind, updated)
+
     def _endpoint_changed(self, target: TargetKey) -> None:
         """A grant to ``target`` changed. Its ingress policy is re-rendered a moment later, once
         for many changes (a cold start changes 100 grants of one endpoint within seconds): the
@@ -708,7 +772,9 @@ class Reconciler:
         if not any(e.mode is Mode.ENFORCE for e in referencing):
             # No enforcing workload uses it: do not fence off an endpoint nobody manages.
             if self.applied_endpoint_policies.get(key) != ABSENT:
-                await delete_networkpolicy(self.kube, ns, endpoint_policy_name(name))
+                await delete_networkpolicy(
+                    self.kube, ns, endpoint_policy_name(name), endpoint_policy_labels(kind, name)
+                )
                 self.applied_endpoint_policies[key] = ABSENT
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
@@ -717,6 +783,14 @@ class Reconciler:
         if self.applied_endpoint_policies.get(key) == fingerprint:
             return  # as last written, and the watch has seen no change since
         result = await apply_networkpolicy(self.kube, desired)
+        if result.outcome == "foreign":
+            log.warning(
+                "%s %s/%s: NetworkPolicy %s exists and belongs to something else; not written",
+                kind,
+                ns,
+                name,
+                result.name,
+            )
         if result.outcome in ("created", "updated", "unchanged"):
             self.applied_endpoint_policies[key] = fingerprint
             self._note_written(ns, endpoint_policy_name(name), result.resource_version)
@@ -784,6 +858,9 @@ async def _guarded(kind: str, key: tuple[str, ...], work: Awaitable[None]) -> bo
     log.error("reconcile of %s %s failed; will retry: %s", kind, "/".join(key), error, exc_info=error)
     await asyncio.sleep(1.0)
     return True
+
+
+OBJECT_KINDS = ("ModelEndpoint", "DataSource", "TrustPolicy")
 
 
 def _key(body: dict[str, Any]) -> Key:

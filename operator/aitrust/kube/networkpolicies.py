@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,7 +77,7 @@ async def _write(kube: Kube, desired: dict[str, Any], live: dict[str, Any] | Non
     if live is None:
         stored = await kube.aio.request("POST", _path(ns), desired, params=params)
         return ApplyResult(name, "created", _resource_version(stored))
-    if not is_ours(live):
+    if not is_ours(live, desired["metadata"]["labels"]):
         return ApplyResult(name, "foreign")
     if not policy_differs(live, desired):
         return ApplyResult(name, "unchanged", _resource_version(live))
@@ -93,12 +94,14 @@ def _resource_version(obj: Any) -> str | None:
     return rv if isinstance(rv, str) else None
 
 
-async def delete_networkpolicy(kube: Kube, namespace: str, name: str) -> ApplyResult:
-    """Delete a policy only if it is ours."""
+async def delete_networkpolicy(
+    kube: Kube, namespace: str, name: str, labels: Mapping[str, str]
+) -> ApplyResult:
+    """Delete a policy only if it is ours and generated for the object ``labels`` identify."""
     live = await read_networkpolicy(kube, namespace, name)
     if live is None:
         return ApplyResult(name, "absent")
-    if not is_ours(live):
+    if not is_ours(live, labels):
         return ApplyResult(name, "foreign")
     try:
         await kube.aio.request("DELETE", _path(namespace, name))

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aitrust.render.hashing import SPEC_HASH_ANNOTATION
-from aitrust.render.networkpolicy import MANAGED_BY, MANAGED_BY_LABEL
+from aitrust.render.networkpolicy import MANAGED_BY, MANAGED_BY_LABEL, policy_owner
 
 
-def is_ours(live: dict[str, Any]) -> bool:
-    labels = (live.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+def is_ours(live: dict[str, Any], labels: Mapping[str, str] | None = None) -> bool:
+    """Managed by aitrust and, given the identifying ``labels`` of the policy we mean to write,
+    generated for that same workload or target. Names can collide (workload ``ingress-x`` and
+    ModelEndpoint ``x``; a ModelEndpoint and a DataSource of one name): the second owner must
+    neither overwrite nor delete the first one's policy."""
+    live_labels = (live.get("metadata") or {}).get("labels") or {}
+    if live_labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return False
+    return labels is None or policy_owner(live_labels) == policy_owner(labels)
 
 
 def policy_differs(live: dict[str, Any], desired: dict[str, Any]) -> bool:

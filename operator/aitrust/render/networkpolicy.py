@@ -59,6 +59,23 @@ def endpoint_policy_name(endpoint: str) -> str:
     return _bounded(f"aitrust-ingress-{endpoint}", _MAX_NAME)
 
 
+def workload_policy_labels(workload: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, WORKLOAD_LABEL: _label_value(workload)}
+
+
+def endpoint_policy_labels(kind: str, endpoint: str) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, ENDPOINT_LABEL: _label_value(endpoint), ENDPOINT_KIND_LABEL: kind}
+
+
+def policy_owner(labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """The object a generated policy belongs to, from its labels (kind, name label value)."""
+    if WORKLOAD_LABEL in labels:
+        return ("AIWorkload", labels[WORKLOAD_LABEL])
+    if ENDPOINT_LABEL in labels:
+        return (labels.get(ENDPOINT_KIND_LABEL, "ModelEndpoint"), labels[ENDPOINT_LABEL])
+    return None
+
+
 def render_workload_policy(eff: EffectiveTrust, owner: Mapping[str, Any]) -> Manifest:
     """The workload's egress policy (default deny once managed); ingress stays open unless quarantined."""
     egress: list[dict[str, Any]] = [_dns_rule()] if eff.allow_dns else []
@@ -80,7 +97,7 @@ def render_workload_policy(eff: EffectiveTrust, owner: Mapping[str, Any]) -> Man
         "ingress": ingress,
         "egress": _unique(egress),
     }
-    labels = {MANAGED_BY_LABEL: MANAGED_BY, WORKLOAD_LABEL: _label_value(eff.name)}
+    labels = workload_policy_labels(eff.name)
     return _manifest(workload_policy_name(eff.name), eff.namespace, labels, owner, spec)
 
 
@@ -118,11 +135,7 @@ def render_endpoint_ingress_policy(
             rule["ports"] = _ports(dest.ports)
         ingress.append(rule)
     spec = {"podSelector": _selector(dest.pod_selector), "policyTypes": ["Ingress"], "ingress": ingress}
-    labels = {
-        MANAGED_BY_LABEL: MANAGED_BY,
-        ENDPOINT_LABEL: _label_value(endpoint.metadata.name),
-        ENDPOINT_KIND_LABEL: endpoint.kind,
-    }
+    labels = endpoint_policy_labels(endpoint.kind, endpoint.metadata.name)
     return _manifest(
         endpoint_policy_name(endpoint.metadata.name), endpoint.metadata.namespace, labels, owner, spec
     )
