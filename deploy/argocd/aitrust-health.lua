@@ -1,5 +1,6 @@
 -- Argo CD health check for aitrust.dev/AIWorkload (argocd-cm key
--- resource.customizations.health.aitrust.dev_AIWorkload). Argo CD sets `obj` to the live object.
+-- resource.customizations.health.aitrust.dev_AIWorkload), also used for TrustPolicy, ModelEndpoint
+-- and DataSource, whose status has no tier. Argo CD sets `obj` to the live object.
 local hs = {}
 
 -- Ready=False reasons a retry will not fix: the user (or the cluster) has to act.

@@ -13,6 +13,7 @@ import yaml
 
 from aitrust.api.v1alpha1 import AIWorkloadStatus, QuarantineStatus, Tier
 from aitrust.core.conditions import build_condition
+from aitrust.core.objstatus import build_object_status
 from aitrust.testing.testbin import find_binary
 from tests.deploy.contract import DEPLOY
 
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.integration
 
 SCRIPT = DEPLOY / "argocd" / "aitrust-health.lua"
 SNIPPET = DEPLOY / "argocd" / "argocd-cm-snippet.yaml"
-HEALTH_KEY = "resource.customizations.health.aitrust.dev_AIWorkload"
+HEALTH_KEYS = {
+    f"resource.customizations.health.aitrust.dev_{kind}"
+    for kind in ("AIWorkload", "TrustPolicy", "ModelEndpoint", "DataSource")
+}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEGRADED_REASONS = ["InvalidSpec", "InvalidPolicy", "TargetNotFound", "EnforcementFailed"]
 
@@ -180,5 +184,30 @@ def test_snippet_embeds_the_script_verbatim() -> None:
     snippet = yaml.safe_load(SNIPPET.read_text())
     assert snippet["kind"] == "ConfigMap"
     assert snippet["metadata"] == snippet["metadata"] | {"name": "argocd-cm", "namespace": "argocd"}
-    assert snippet["data"][HEALTH_KEY] == SCRIPT.read_text()
-    assert set(snippet["data"]) == {HEALTH_KEY}
+    assert set(snippet["data"]) == HEALTH_KEYS
+    for key in HEALTH_KEYS:
+        assert snippet["data"][key] == SCRIPT.read_text()
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ([], ("Healthy", "Accepted: valid")),
+        (
+            [{"name": "broken", "match": {"rule": "(x"}, "points": 10}],
+            ("Degraded", "InvalidPolicy: signals.rules[0] (broken): match.rule"),
+        ),
+    ],
+)
+def test_a_trust_policys_own_status_is_read_the_same_way(
+    tmp_path: Path, rules: list[dict[str, Any]], expected: tuple[str, str]
+) -> None:
+    obj: dict[str, Any] = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "TrustPolicy",
+        "metadata": {"name": "default", "namespace": "ml", "generation": 2},
+        "spec": {"signals": {"rules": rules}},
+    }
+    obj["status"] = build_object_status("TrustPolicy", obj, NOW)
+    state, message = health(obj, tmp_path)
+    assert (state, message[: len(expected[1])]) == expected
