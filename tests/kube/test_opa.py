@@ -54,3 +54,42 @@ def test_concurrent_writes_are_batched_and_exact(tmp_path: Path) -> None:
     assert data["subjects"]["ns1"] == {"sa": ["w1"]}
     assert requests.count("PATCH") < 10, requests  # 61 documents, a handful of requests
     assert requests.count("PUT") == 0 and requests.count("DELETE") == 1
+
+
+def test_a_document_pushed_while_the_full_sync_is_in_flight_is_not_lost(tmp_path: Path) -> None:
+    """The snapshot is taken before the full PUT; a workload reconciled meanwhile is newer."""
+    opa = OpaServer(workdir=tmp_path / "opa").start()
+    effective = {"w0": {"tier": "trusted"}}
+
+    def full() -> dict[str, Any]:
+        return {"workloads": {"ns": dict(effective)}, "subjects": {}}
+
+    async def scenario() -> dict[str, Any]:
+        target = OpaTarget(opa.url, {}, full)
+        sent = asyncio.Event()
+
+        async def reconcile_during_put(request: httpx.Request) -> None:
+            if request.method == "PUT" and not sent.is_set():
+                sent.set()
+                effective["w1"] = {"tier": "quarantined"}
+                # Not synced yet: answered at once (a reconcile never waits on OPA), held for later.
+                assert not await target.push_document([OPA_ROOT, "workloads", "ns", "w1"], effective["w1"])
+                effective["w0"] = {"tier": "restricted"}
+                assert not await target.push_document([OPA_ROOT, "workloads", "ns", "w0"], effective["w0"])
+
+        target.client.event_hooks["request"].append(reconcile_during_put)
+        await target.push_full()
+        assert sent.is_set()
+        for _ in range(100):
+            data: dict[str, Any] = (await target.client.get(f"/v1/data/{OPA_ROOT}")).json()["result"]
+            if "w1" in data["workloads"]["ns"]:
+                break
+            await asyncio.sleep(0.02)
+        await target.stop()
+        return data
+
+    try:
+        data = asyncio.run(scenario())
+    finally:
+        opa.stop()
+    assert data["workloads"]["ns"] == {"w0": {"tier": "restricted"}, "w1": {"tier": "quarantined"}}

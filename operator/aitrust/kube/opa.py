@@ -46,6 +46,8 @@ class OpaTarget:
     # Objects known to exist in OPA's data tree, so a JSON Patch "add" never replaces one.
     _parents: set[tuple[str, ...]] = field(default_factory=set)
     _outbox: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # Documents pushed while no full sync was in place, newer than the last full snapshot.
+    _held: dict[tuple[str, ...], Any] = field(default_factory=dict)
     _waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
 
@@ -77,6 +79,9 @@ class OpaTarget:
             )
             r.raise_for_status()
         revision = uuid.uuid4().hex
+        # The snapshot holds every document pushed so far; those pushed from now until the
+        # sync is in place are newer, and are written right after it.
+        self._held.clear()
         data = self.full_data()
         data["meta"] = {"revision": revision}
         r = await self.client.put(f"/v1/data/{OPA_ROOT}", json=data)
@@ -86,23 +91,32 @@ class OpaTarget:
         self.revision = revision
         self.synced.set()
         log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
+        if self._held:
+            held, self._held = self._held, {}
+            self._outbox.update(held)
+            self._start_flush()
 
     async def push_document(self, path: list[str], document: dict[str, Any] | None) -> bool:
         """Queue one small incremental write; writes queued meanwhile go out as one JSON Patch.
 
         OPA serialises writes, so under load one PATCH of many documents beats many PUTs. On
         failure the loop re-syncs everything."""
-        if not self.synced.is_set():
-            return False
         key = tuple(path)
+        if not self.synced.is_set():
+            # Not waited for: a reconcile must not stall while an OPA is down or re-syncing.
+            self._held[key] = document
+            return False
         if key in self._pushed and self._pushed[key] == _digest(document):
             return True
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._outbox[key] = document
         self._waiters.append(fut)
+        self._start_flush()
+        return await fut
+
+    def _start_flush(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name=f"opa-write {self.url}")
-        return await fut
 
     async def _flush(self) -> None:
         while self._outbox:
