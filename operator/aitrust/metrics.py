@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from aitrust import __version__
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-TRUST_SCORE = Gauge(
-    "aitrust_trust_score", "Trust score of a workload (0-100).", ["namespace", "workload"], registry=REGISTRY
-)
-WORKLOAD_TIER = Gauge(
-    "aitrust_workload_tier",
-    "1 for the workload's current tier.",
-    ["namespace", "workload", "tier"],
-    registry=REGISTRY,
-)
+TIERS = ("trusted", "restricted", "quarantined")
+
+
+class WorkloadGauges:
+    """``aitrust_trust_score`` and ``aitrust_workload_tier``, rendered at scrape time from one
+    dict. As Gauge children they cost four labelled values with a lock each per workload: about
+    3 KB a workload, 15 MB of a 5,000-workload operator."""
+
+    def __init__(self) -> None:
+        self.workloads: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "aitrust_trust_score", "Trust score of a workload (0-100).", labels=["namespace", "workload"]
+            ),
+            GaugeMetricFamily(
+                "aitrust_workload_tier",
+                "1 for the workload's current tier.",
+                labels=["namespace", "workload", "tier"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        score, tier = self._families()
+        # One C-level copy under the GIL: the event loop may update the dict meanwhile.
+        for (namespace, workload), (value, current) in list(self.workloads.items()):
+            score.add_metric([namespace, workload], value)
+            for t in TIERS:
+                tier.add_metric([namespace, workload, t], 1 if t == current else 0)
+        yield score
+        yield tier
+
+
+WORKLOAD_GAUGES = WorkloadGauges()
+REGISTRY.register(WORKLOAD_GAUGES)
 WORKLOADS = Gauge("aitrust_workloads", "Workloads by tier and mode.", ["tier", "mode"], registry=REGISTRY)
 SIGNALS = Counter(
     "aitrust_signals_total",
@@ -58,21 +89,13 @@ SHADOW_AI = Gauge(
 BUILD_INFO = Gauge("aitrust_build_info", "Build information.", ["version"], registry=REGISTRY)
 BUILD_INFO.labels(version=__version__).set(1)
 
-TIERS = ("trusted", "restricted", "quarantined")
-
 
 def record_workload(namespace: str, workload: str, score: int, tier: str) -> None:
-    TRUST_SCORE.labels(namespace, workload).set(score)
-    for t in TIERS:
-        WORKLOAD_TIER.labels(namespace, workload, t).set(1 if t == tier else 0)
+    WORKLOAD_GAUGES.workloads[(namespace, workload)] = (score, tier)
 
 
 def forget_workload(namespace: str, workload: str) -> None:
-    with contextlib.suppress(KeyError):
-        TRUST_SCORE.remove(namespace, workload)
-    for t in TIERS:
-        with contextlib.suppress(KeyError):
-            WORKLOAD_TIER.remove(namespace, workload, t)
+    WORKLOAD_GAUGES.workloads.pop((namespace, workload), None)
 
 
 def record_population(counts: dict[tuple[str, str], int]) -> None:
