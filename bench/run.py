@@ -500,6 +500,7 @@ async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     n = cluster.workloads
     log(f"cold start @ {n} workloads: starting OPA and the operator")
     profilers: list[Profiler] = []
+    before = await cluster.api.text("/metrics")
     out = await coldstart.measure(
         cluster,
         log,
@@ -518,6 +519,19 @@ async def cold_start(cfg: Config, res: Results, cluster: Cluster) -> None:
     res.add(f"{key}.opa_s", out.opa_s, "s", "lower")
     res.add(f"{key}.workloads_per_sec", out.statuses_done / out.total_s, "workloads/s", "higher")
     res.add(f"{key}.peak_rss_mb", out.peak_rss_mb, "MB", "lower")
+    # API writes per workload: a second status write or policy update per workload shows here.
+    after = await cluster.api.text("/metrics")
+    writes = {
+        "status_patches": ("PATCH", "aiworkloads"),
+        "networkpolicy_creates": ("POST", "networkpolicies"),
+        "networkpolicy_updates": ("PUT", "networkpolicies"),
+    }
+    per_workload = {}
+    for name, (verb, resource) in writes.items():
+        count = request_latency(after, verb, resource)[0] - request_latency(before, verb, resource)[0]
+        per_workload[name] = round(count / n, 3)
+    res.details[key]["api_writes_per_workload"] = per_workload
+    log(f"  API writes per workload: {per_workload}")
     log(
         f"  {'converged' if out.converged else 'NOT converged (' + out.progress + ')'} "
         f"in {out.total_s:.1f}s (synced {out.synced_s:.1f}s, statuses {out.status_s:.1f}s, "
