@@ -50,3 +50,40 @@ def test_the_mapping_version_moves_only_when_mapping_inputs_change() -> None:
     before = store.version
     store.delete("Pod", "ml", "p")
     assert store.version != before
+
+
+def _pod(name: str, rv: str, namespace: str = "ml", **labels: str) -> dict[str, Any]:
+    body = copy.deepcopy(POD)
+    body["metadata"].update(
+        name=name, namespace=namespace, uid=f"u-{name}", resourceVersion=rv, labels=labels
+    )
+    return body
+
+
+def _names(store: Store, namespace: str, **labels: str) -> list[str]:
+    return [p["metadata"]["name"] for p in store.pods_labelled(namespace, labels)]
+
+
+def test_pods_by_label_follow_relabelling_and_deletion() -> None:
+    store = Store()
+    store.upsert("Pod", _pod("b", "1", app="agent", tier="x"))
+    store.upsert("Pod", _pod("a", "2", app="agent"))
+    store.upsert("Pod", _pod("c", "3", app="llm"))
+    store.upsert("Pod", _pod("d", "4", namespace="other", app="agent"))
+    assert _names(store, "ml", app="agent") == ["a", "b"]  # by name, this namespace only
+    assert _names(store, "ml", app="agent", tier="x") == ["b"]
+    assert _names(store, "ml", app="nothing") == []
+    assert _names(store, "ml") == ["a", "b", "c"]  # no labels: every pod of the namespace
+
+    store.upsert("Pod", _pod("b", "5", app="llm"))
+    assert _names(store, "ml", app="agent") == ["a"]
+    assert _names(store, "ml", app="llm") == ["b", "c"]
+    assert _names(store, "ml", app="agent", tier="x") == []
+    store.upsert("Pod", _pod("b", "1", app="agent"))  # an older version: ignored
+    assert _names(store, "ml", app="llm") == ["b", "c"]
+
+    store.delete("Pod", "ml", "c")
+    assert _names(store, "ml", app="llm") == ["b"]
+    store.delete("Pod", "ml", "b")
+    assert _names(store, "ml", app="llm") == []
+    assert not any(key[0] == "ml" and key[2] == "llm" for key in store._pod_labels)  # no empty sets left

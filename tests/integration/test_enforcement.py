@@ -279,6 +279,31 @@ def test_deleting_the_workload_removes_its_policy_and_opa_data(
     )
 
 
+def test_opa_maps_the_workloads_service_account_to_it(
+    kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
+) -> None:
+    start_operator(f"--opa-url={opa.url}")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "agent-0", "labels": {"app": "agent"}},
+        "spec": {
+            "serviceAccountName": "agent-sa",
+            "containers": [{"name": "agent", "image": "registry.example.com/agent@sha256:" + "c" * 64}],
+        },
+    }
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "agent-sa"}}
+    apply(kubectl, namespace, sa, pod, *estate(namespace))
+
+    def subjects() -> Any:
+        r = httpx.get(f"{opa.url}/v1/data/aitrust_data/subjects/{namespace}")
+        return r.json().get("result")
+
+    assert wait_until(subjects, timeout=15) == {"agent-sa": ["agent"]}
+    kubectl.run("delete", "aiw", "agent", "-n", namespace)
+    wait_until(lambda: subjects() in (None, {}), timeout=15)
+
+
 def test_opa_restarted_empty_is_resynced(
     kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
 ) -> None:

@@ -70,6 +70,7 @@ log = logging.getLogger("aitrust.reconciler")
 
 Clock = Callable[[], datetime]
 ENDPOINT_COALESCE_SECONDS = 0.5
+SUBJECTS_COALESCE_SECONDS = 0.05
 ABSENT = "absent"  # a policy verified deleted (audit mode, or nobody enforcing uses the endpoint)
 TargetKey = tuple[str, str, str]
 
@@ -140,6 +141,7 @@ class Reconciler:
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         self._population_due = True
         self._endpoints_due: set[TargetKey] = set()
+        self._subjects_due: set[str] = set()
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -458,7 +460,9 @@ class Reconciler:
     def matching_pods(self, workload: AIWorkload) -> list[dict[str, Any]]:
         return [
             pod
-            for pod in self.store.in_namespace("Pod", workload.metadata.namespace)
+            for pod in self.store.pods_labelled(
+                workload.metadata.namespace, workload.spec.selector.match_labels or {}
+            )
             if selector_matches(workload.spec.selector, pod["metadata"].get("labels") or {})
         ]
 
@@ -544,7 +548,8 @@ class Reconciler:
             self._in_background(self._push_event(key, event))
         if before is not evaluation.result.tier and enforced.status == "True":
             metrics.ENFORCEMENT_LATENCY.observe(time.monotonic() - started)
-            log.info(
+            log.log(
+                logging.DEBUG if before is None else logging.INFO,  # first scoring: thousands at start
                 "%s/%s: tier %s -> %s (score %d)",
                 *key,
                 before,
@@ -576,7 +581,7 @@ class Reconciler:
         generation = workload.metadata.generation
         previous = workload.status.conditions
         np_task = self._apply_workload_policy(workload, eff)
-        opa_task = self._push_opa(eff)
+        opa_task = self._push_opa(eff, previous_eff)
         np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
         if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
             for grant in eff.grants:
@@ -644,19 +649,34 @@ class Reconciler:
             self._note_written(key[0], name, result.resource_version)
         return result.outcome
 
-    async def _push_opa(self, eff: EffectiveTrust) -> bool:
+    async def _push_opa(self, eff: EffectiveTrust, previous: EffectiveTrust | None) -> bool:
         if not self.opa_targets:
             return True
+        if previous is None or previous.service_accounts != eff.service_accounts:
+            self._subjects_changed(eff.namespace)
         path, document = render_opa_workload(eff)
-        ns_subjects = render_opa_subjects(self._in_namespace(eff.namespace))
-        results = await asyncio.gather(
-            *(t.push_document(path, document) for t in self.opa_targets),
-            *(
-                t.push_document(opa_subjects_path(eff.namespace), ns_subjects.get(eff.namespace, {}))
-                for t in self.opa_targets
-            ),
-        )
+        results = await asyncio.gather(*(t.push_document(path, document) for t in self.opa_targets))
         return all(results)
+
+    def _subjects_changed(self, namespace: str) -> None:
+        """The service accounts of a namespace's workloads changed: its subjects document is
+        re-rendered a moment later, once for many changes. A cold start adds hundreds of
+        workloads to a namespace within seconds, and each render walks all of them. A tier
+        change never touches it: decisions on the workload's own document flip at once."""
+        if namespace in self._subjects_due or not self.opa_targets:
+            return
+        self._subjects_due.add(namespace)
+
+        def due() -> None:
+            self._subjects_due.discard(namespace)
+            self._in_background(self._push_subjects(namespace))
+
+        asyncio.get_running_loop().call_later(SUBJECTS_COALESCE_SECONDS, due)
+
+    async def _push_subjects(self, namespace: str) -> None:
+        document = render_opa_subjects(self._in_namespace(namespace)).get(namespace, {})
+        path = opa_subjects_path(namespace)
+        await asyncio.gather(*(t.push_document(path, document) for t in self.opa_targets))
 
     def build_full_opa_data(self) -> dict[str, Any]:
         return render_opa_data(self.effective.values(), revision="")
@@ -674,14 +694,8 @@ class Reconciler:
         if eff is None:
             return
         path, _ = render_opa_workload(eff)
-        ns_subjects = render_opa_subjects(self._in_namespace(key[0]))
-        await asyncio.gather(
-            *(t.push_document(path, None) for t in self.opa_targets),
-            *(
-                t.push_document(opa_subjects_path(key[0]), ns_subjects.get(key[0], {}))
-                for t in self.opa_targets
-            ),
-        )
+        self._subjects_changed(key[0])
+        await asyncio.gather(*(t.push_document(path, None) for t in self.opa_targets))
         for grant in eff.grants:
             self._endpoint_changed((grant.kind, grant.namespace, grant.name))
         self._record_population()

@@ -52,6 +52,9 @@ class Store:
     def __init__(self) -> None:
         self._objects: dict[str, dict[Key, Body]] = {kind: {} for kind in KINDS}
         self._by_namespace: dict[str, dict[str, set[str]]] = {kind: defaultdict(set) for kind in KINDS}
+        # Pod names by (namespace, label key, label value): a workload's pods without a scan of
+        # its namespace (500 pods a namespace cost a tenth of every reconcile).
+        self._pod_labels: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         # Bumps when what signal mapping reads changes (not on status writes), so indexes rebuild rarely.
         self.version = 0
 
@@ -65,13 +68,17 @@ class Store:
             return False  # older, or the echo of what we stored after our own write
         new = compact_pod(body) if kind == "Pod" else _plain(body)
         self._objects[kind][key] = new
+        if kind == "Pod":
+            self._index_labels(key, old, new)
         self._by_namespace[kind][key[0]].add(key[1])
         if old is None or _mapping_view(kind, old) != _mapping_view(kind, new):
             self.version += 1
         return True
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
-        self._objects[kind].pop((namespace, name), None)
+        old = self._objects[kind].pop((namespace, name), None)
+        if kind == "Pod" and old is not None:
+            self._index_labels((namespace, name), old, None)
         self._by_namespace[kind][namespace].discard(name)
         self.version += 1
 
@@ -83,6 +90,34 @@ class Store:
             body = self._objects[kind].get((namespace, name))
             if body is not None:
                 yield body
+
+    def pods_labelled(self, namespace: str, labels: Mapping[str, str]) -> Iterator[Body]:
+        """Pods of ``namespace`` carrying every one of ``labels`` (all its pods when empty), by name."""
+        if not labels:
+            yield from self.in_namespace("Pod", namespace)
+            return
+        sets = [self._pod_labels.get((namespace, k, v), set()) for k, v in labels.items()]
+        names = set.intersection(*sorted(sets, key=len))
+        for name in sorted(names):
+            body = self._objects["Pod"].get((namespace, name))
+            if body is not None:
+                yield body
+
+    def _index_labels(self, key: Key, old: Body | None, new: Body | None) -> None:
+        old_labels = ((old or {}).get("metadata") or {}).get("labels") or {}
+        new_labels = ((new or {}).get("metadata") or {}).get("labels") or {}
+        if old_labels == new_labels:
+            return
+        namespace, name = key
+        for k, v in old_labels.items():
+            entry = (namespace, k, v)
+            names = self._pod_labels.get(entry)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._pod_labels[entry]
+        for k, v in new_labels.items():
+            self._pod_labels[(namespace, k, v)].add(name)
 
     def all(self, kind: str) -> Iterator[Body]:
         yield from list(self._objects[kind].values())
