@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from aitrust.controller.store import Store
@@ -87,3 +88,18 @@ def test_pods_by_label_follow_relabelling_and_deletion() -> None:
     store.delete("Pod", "ml", "b")
     assert _names(store, "ml", app="llm") == []
     assert not any(key[0] == "ml" and key[2] == "llm" for key in store._pod_labels)  # no empty sets left
+
+
+def test_stored_objects_share_their_keys_and_short_strings() -> None:
+    store = Store()
+    for name in ("a", "b"):
+        body = {
+            "metadata": {"name": name, "namespace": "ml", "resourceVersion": "1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "message": "x" * 100}]},
+        }
+        store.upsert("AIWorkload", json.loads(json.dumps(body)))  # parsed apart, as events are
+    a, b = (store.get("AIWorkload", "ml", n)["status"]["conditions"][0] for n in ("a", "b"))  # type: ignore[index]
+    assert a == b
+    assert a["status"] is b["status"]
+    assert next(iter(a)) is next(iter(b))  # the key "type"
+    assert a["message"] is not b["message"]  # long strings are left alone
