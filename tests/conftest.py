@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from aitrust.testing.cluster import LocalControlPlane, OpaServer
+from aitrust.testing.cluster import LocalControlPlane, OpaServer, wait_until
 from aitrust.testing.processes import ManagedProcess, wait_for
 from aitrust.testing.testbin import find_binary
 
@@ -59,6 +59,15 @@ def install_crds(kubectl: Kubectl) -> None:
         "crd",
         "-l",
         "app.kubernetes.io/part-of=aitrust",
+    )
+    # kubectl caches discovery from before the CRDs existed; `explain aiw` then finds no such
+    # type. api-resources reads it afresh (and refreshes the cache) until the new kinds show.
+    wait_until(
+        lambda: (
+            "aiworkloads.aitrust.dev"
+            in kubectl.run("api-resources", "--api-group=aitrust.dev", "-o", "name").stdout
+        ),
+        timeout=30,
     )
 
 

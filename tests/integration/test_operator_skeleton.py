@@ -46,6 +46,18 @@ def test_ready_follows_referenced_endpoint(
     obj = wait_until(lambda: status_with("NoMatchingPods"), timeout=15)
     assert _ready(obj)["status"] == "True"  # type: ignore[index]
 
+    # The targets report their own validity, at their generation.
+    for kind, name in (("modelendpoint", "llama-vllm"), ("datasource", "qdrant")):
+
+        def accepted(kind: str = kind, name: str = name) -> dict[str, Any] | None:
+            target = kubectl.json("get", kind, name, "-n", namespace)
+            ready = _ready(target)
+            current = target.get("status", {}).get("observedGeneration") == target["metadata"]["generation"]
+            return target if current and ready and ready["reason"] == "Accepted" else None
+
+        target = wait_until(accepted, timeout=10)
+        assert _ready(target)["status"] == "True"  # type: ignore[index]
+
     # A spec change bumps the generation; the operator catches up.
     patch = {"spec": {"selector": {"matchLabels": {"app": "support-agent", "tier": "web"}}}}
     kubectl.run("patch", "aiw", "support-agent", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
