@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,40 +42,14 @@ def test_sample_applies(kubectl: Kubectl, namespace: str, sample: Path) -> None:
     assert doc["metadata"]["namespace"] == namespace
 
 
-def _aiw(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "aitrust.dev/v1alpha1",
-        "kind": "AIWorkload",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    }
+def _custom(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def build(spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "aitrust.dev/v1alpha1", "kind": kind, "metadata": {"name": "bad"}, "spec": spec}
+
+    return build
 
 
-def _mep(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "aitrust.dev/v1alpha1",
-        "kind": "ModelEndpoint",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    }
-
-
-def _ds(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "aitrust.dev/v1alpha1",
-        "kind": "DataSource",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    }
-
-
-def _tp(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "aitrust.dev/v1alpha1",
-        "kind": "TrustPolicy",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    }
+_aiw, _mep, _ds, _tp = (_custom(k) for k in ("AIWorkload", "ModelEndpoint", "DataSource", "TrustPolicy"))
 
 
 SELECTOR = {"matchLabels": {"app": "x"}}

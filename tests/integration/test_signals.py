@@ -134,11 +134,22 @@ def test_falco_alert_lowers_trust_and_counts_once(
     assert len(status(kubectl, namespace)["signals"]) == 1
 
 
+def rejected_falco(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    wanted = 'aitrust_signals_total{result="rejected",source="falco"}'
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.replace(" ", "") in (wanted, 'aitrust_signals_total{source="falco",result="rejected"}'):
+            return float(value)
+    return 0.0
+
+
 def test_unauthenticated_and_malformed_requests_change_nothing(
     kubectl: Kubectl, namespace: str, signal_api: tuple[str, ManagedProcess, Any]
 ) -> None:
     url, _, _ = signal_api
     before = status(kubectl, namespace)
+    rejected_before = rejected_falco(url)
     assert post(url, "/v1/signals/falco", falco_event(namespace), token=None).status_code == 401
     assert (
         post(url, "/v1/signals/falco", falco_event(namespace), token="wrong-token-wrong-token").status_code
@@ -167,6 +178,8 @@ def test_unauthenticated_and_malformed_requests_change_nothing(
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     assert r.status_code == 413
+    # Every refusal counts (the alert AITrustSignalsRejected reads it): 401 twice, 400 twice, 415, 413.
+    assert rejected_falco(url) - rejected_before == 6
     after = status(kubectl, namespace)
     assert after.get("signals", []) == before.get("signals", [])
     assert after["trustScore"] == before["trustScore"]

@@ -81,16 +81,20 @@ class SignalApi:
             )
         wait = self.limiter.acquire(caller)
         if wait > 0:
+            metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
         if request.content_type not in JSON_TYPES:
+            metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(415, f"content type must be application/json, not {request.content_type or 'none'}")
         if request.content_length is not None and request.content_length > self.max_body:
+            metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(413, f"body larger than {self.max_body} bytes")
         try:
             raw = await request.content.read(self.max_body + 1)
         except asyncio.CancelledError:
             raise
         if len(raw) > self.max_body:
+            metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(413, f"body larger than {self.max_body} bytes")
         try:
             payload = json.loads(raw)
