@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aitrust.controller.queue import WorkQueue
+from aitrust.controller.queue import Debouncer, WorkQueue
 
 
 async def test_a_key_is_never_processed_concurrently_and_reruns_when_dirty() -> None:
@@ -81,3 +81,17 @@ async def test_burst_workers_share_a_backlog_then_leave_it_to_the_permanent_ones
     permanent.cancel()
     assert sorted(calls) == [*range(40), 99]
     assert len(queue) == 0
+
+
+async def test_a_burst_of_touches_runs_the_action_once_per_key_after_the_delay() -> None:
+    fired: list[str] = []
+    debouncer: Debouncer[str] = Debouncer(0.05, fired.append)
+    for _ in range(5):
+        debouncer.touch("a")
+    debouncer.touch("b")
+    assert fired == []
+    await asyncio.sleep(0.1)
+    assert sorted(fired) == ["a", "b"]
+    debouncer.touch("a")  # after the action: a new burst
+    await asyncio.sleep(0.1)
+    assert sorted(fired) == ["a", "a", "b"]

@@ -87,3 +87,23 @@ class WorkQueue(Generic[K]):
                 urgent = key in self._dirty_urgent
                 self._dirty_urgent.discard(key)
                 self.add(key, urgent)
+
+
+class Debouncer(Generic[K]):
+    """``action(key)`` runs once, ``delay`` seconds after the first ``touch(key)`` of a burst:
+    many changes within the delay cost one action. A touch after the action starts a new burst."""
+
+    def __init__(self, delay: float, action: Callable[[K], None]) -> None:
+        self.delay = delay
+        self.action = action
+        self._due: set[K] = set()
+
+    def touch(self, key: K) -> None:
+        if key in self._due:
+            return
+        self._due.add(key)
+        asyncio.get_running_loop().call_later(self.delay, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._due.discard(key)
+        self.action(key)

@@ -33,7 +33,7 @@ from aitrust.api.v1alpha1 import (
 )
 from aitrust.controller.gcpolicy import GcPolicy
 from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
-from aitrust.controller.queue import WorkQueue
+from aitrust.controller.queue import Debouncer, WorkQueue
 from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Key, Store
 from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
@@ -140,8 +140,12 @@ class Reconciler:
         self._background: set[asyncio.Task[None]] = set()  # record deletions, events
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         self._population_due = True
-        self._endpoints_due: set[TargetKey] = set()
-        self._subjects_due: set[str] = set()
+        self._endpoints_due: Debouncer[TargetKey] = Debouncer(
+            ENDPOINT_COALESCE_SECONDS, self.endpoint_queue.add
+        )
+        self._subjects_due: Debouncer[str] = Debouncer(
+            SUBJECTS_COALESCE_SECONDS, lambda ns: self._in_background(self._push_subjects(ns))
+        )
         self.opa_targets = [
             OpaTarget(
                 url,
@@ -663,15 +667,8 @@ class Reconciler:
         re-rendered a moment later, once for many changes. A cold start adds hundreds of
         workloads to a namespace within seconds, and each render walks all of them. A tier
         change never touches it: decisions on the workload's own document flip at once."""
-        if namespace in self._subjects_due or not self.opa_targets:
-            return
-        self._subjects_due.add(namespace)
-
-        def due() -> None:
-            self._subjects_due.discard(namespace)
-            self._in_background(self._push_subjects(namespace))
-
-        asyncio.get_running_loop().call_later(SUBJECTS_COALESCE_SECONDS, due)
+        if self.opa_targets:
+            self._subjects_due.touch(namespace)
 
     async def _push_subjects(self, namespace: str) -> None:
         document = render_opa_subjects(self._in_namespace(namespace)).get(namespace, {})
@@ -745,15 +742,7 @@ class Reconciler:
         """A grant to ``target`` changed. Its ingress policy is re-rendered a moment later, once
         for many changes (a cold start changes 100 grants of one endpoint within seconds): the
         workload's own egress policy, written at once, already enforces the new tier."""
-        if target in self._endpoints_due:
-            return
-        self._endpoints_due.add(target)
-
-        def due() -> None:
-            self._endpoints_due.discard(target)
-            self.endpoint_queue.add(target)
-
-        asyncio.get_running_loop().call_later(ENDPOINT_COALESCE_SECONDS, due)
+        self._endpoints_due.touch(target)
 
     def _in_namespace(self, namespace: str) -> list[EffectiveTrust]:
         return [self.effective[k] for k in self._namespaces.get(namespace, ()) if k in self.effective]
