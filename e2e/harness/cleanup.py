@@ -56,13 +56,21 @@ class RunState:
     links: list[str] = field(default_factory=list)
     netns: list[str] = field(default_factory=list)
     kube_router: bool = False
+    bridge_nf_before: str | None = None  # the sysctl value to put back, if this run changed it
+    state_dir: Path = STATE_DIR
 
     def __post_init__(self) -> None:
-        self.path = STATE_DIR / f"{self.run_id}.json"
+        self.path = self.state_dir / f"{self.run_id}.json"
 
     def save(self) -> None:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        data = {"pid": os.getpid(), "links": self.links, "netns": self.netns, "kube_router": self.kube_router}
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "pid": os.getpid(),
+            "links": self.links,
+            "netns": self.netns,
+            "kube_router": self.kube_router,
+            "bridge_nf_before": self.bridge_nf_before,
+        }
         self.path.write_text(json.dumps(data))
 
     def forget(self) -> None:
@@ -93,10 +101,14 @@ def host_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def sweep_stale_runs(flush_kube_router: Callable[[], None]) -> list[str]:
+def sweep_stale_runs(
+    flush_kube_router: Callable[[], None],
+    restore_bridge_nf: Callable[[str], None],
+    state_dir: Path = STATE_DIR,
+) -> list[str]:
     """Undo what earlier runs left behind (they were SIGKILLed); call only while holding the host lock."""
     swept: list[str] = []
-    for state_file in sorted(STATE_DIR.glob("*.json")):
+    for state_file in sorted(state_dir.glob("*.json")):
         try:
             data = json.loads(state_file.read_text())
         except (OSError, ValueError):
@@ -111,5 +123,8 @@ def sweep_stale_runs(flush_kube_router: Callable[[], None]) -> list[str]:
         if data.get("kube_router"):
             flush_kube_router()
             swept.append("kube-router chains and ipsets")
+        if (before := data.get("bridge_nf_before")) is not None:
+            restore_bridge_nf(str(before))
+            swept.append(f"bridge-nf-call-iptables={before}")
         state_file.unlink(missing_ok=True)
     return swept

@@ -21,11 +21,13 @@ from e2e.harness.cleanup import Cleanup, RunState, host_lock, sweep_stale_runs
 from e2e.harness.kube import KubectlLike, apply, mark_running, pod_manifest, register_node
 from e2e.harness.kuberouter import (
     KubeRouter,
+    enable_bridge_netfilter,
     flush_kube_router_state,
     kube_router_chains,
     kube_router_ipsets,
     kube_router_version,
     require_host_tools,
+    restore_bridge_netfilter,
 )
 from e2e.harness.netns import HttpResult, Outcome, PodNetNamespace, PodNetwork, in_netns, tcp_connect
 
@@ -163,7 +165,7 @@ class NetnsDataPlane:
         return self
 
     def _start(self) -> None:
-        self.swept = sweep_stale_runs(flush_kube_router_state)
+        self.swept = sweep_stale_runs(flush_kube_router_state, restore_bridge_netfilter)
         foreign = kube_router_chains() + kube_router_ipsets()
         if foreign:
             raise RuntimeError(
@@ -172,6 +174,13 @@ class NetnsDataPlane:
             )
         state = RunState(self.run_id)
         self.cleanup.push("forget run state", state.forget)
+        before = enable_bridge_netfilter()
+        if before is not None:
+            state.bridge_nf_before = before
+            state.save()
+            self.cleanup.push(
+                f"restore bridge-nf-call-iptables={before}", lambda: restore_bridge_netfilter(before)
+            )
         self.network = PodNetwork(self.run_id, self.subnet, self.cleanup, state, self.log_dir).create()
         self.node = f"e2e-node-{self.run_id}"
         register_node(self.kubectl, self.node, self.network.node_ip)

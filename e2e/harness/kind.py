@@ -1,10 +1,12 @@
-"""kind mode: the same scenarios on a kind cluster, whose kindnet enforces NetworkPolicy (kind >= v0.24).
+"""Cluster modes: the same scenarios on real pods, on a new kind cluster or any cluster by kubeconfig.
 
-Pods are real containers (a Python image running ``apps.py`` from a ConfigMap, plus the OPA
-image as the data store's sidecar); clients run ``apps.py connect|http|probe`` through
-``kubectl exec``. The operator still runs on the host, and reaches the OPA sidecar through
-``kubectl port-forward``. Needs Docker and the ``kind`` CLI; the suite skips only when Docker
-itself is unavailable.
+kind's kindnet enforces NetworkPolicy (kind >= v0.24). Pods are real containers (a Python image
+running ``apps.py`` from a ConfigMap, plus the OPA image as the data store's sidecar); clients
+run ``apps.py connect|http|probe`` through ``kubectl exec``. The operator runs in the cluster,
+installed by the chart (``e2e/harness/chart.py``), and publishes to the OPA sidecar by pod IP.
+kind mode builds the operator image with Docker and loads it into the cluster; with an existing
+cluster the image comes from ``AITRUST_E2E_IMAGE``. The suite skips only when ``--kind`` finds
+no Docker daemon.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aitrust.testing.processes import ManagedProcess, free_port, wait_for
 from aitrust.testing.testbin import testbin_dir
 from e2e.harness.cleanup import sh
 from e2e.harness.dataplane import (
@@ -39,6 +39,7 @@ from e2e.harness.kube import KubectlLike, apply
 from e2e.harness.netns import HttpResult, Outcome
 
 APPS = Path(__file__).with_name("apps.py")
+REPO = Path(__file__).resolve().parents[2]
 PYTHON_IMAGE = os.environ.get("AITRUST_E2E_KIND_PYTHON_IMAGE", "python:3.12-alpine")
 APPS_CONFIGMAP = "aitrust-e2e-apps"
 
@@ -53,12 +54,17 @@ def _opa_image() -> str:
 
 @dataclass
 class KindCluster:
-    """A throwaway kind cluster with its own kubeconfig file."""
+    """A throwaway kind cluster with its own kubeconfig file, and the operator image loaded into it."""
 
     workdir: Path
     name: str = field(default_factory=lambda: f"aitrust-e2e-{uuid.uuid4().hex[:6]}")
     kubeconfig: Path = Path()
     created: bool = False
+    pull_policy: str = "Never"  # the image exists only on the nodes, loaded by `kind load`
+
+    @property
+    def image(self) -> str:
+        return f"aitrust-operator:e2e-{self.name}"
 
     def start(self) -> KindCluster:
         kind = shutil.which("kind")
@@ -67,12 +73,47 @@ class KindCluster:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.created = True
         sh(kind, "create", "cluster", f"--name={self.name}", f"--kubeconfig={self.kubeconfig}", "--wait=180s")
+        build = subprocess.run(
+            ["docker", "build", "--tag", self.image, str(REPO)], capture_output=True, text=True, timeout=1800
+        )
+        if build.returncode != 0:
+            raise RuntimeError(f"docker build of the operator image failed:\n{build.stderr[-3000:]}")
+        sh(kind, "load", "docker-image", self.image, f"--name={self.name}")
         return self
 
     def stop(self) -> None:
         kind = shutil.which("kind")
         if self.created and kind is not None:
             sh(kind, "delete", "cluster", f"--name={self.name}", check=False)
+
+
+@dataclass
+class ExistingCluster:
+    """A cluster the user brings (``--e2e-kubeconfig``); its CNI must enforce NetworkPolicy.
+
+    Left as found, except for the test namespaces (deleted) and the chart release (uninstalled).
+    """
+
+    kubeconfig: Path
+    name: str = "existing cluster"
+    pull_policy: str = "IfNotPresent"
+
+    @property
+    def image(self) -> str:
+        image = os.environ.get("AITRUST_E2E_IMAGE", "")
+        if not image:
+            raise RuntimeError(
+                "--e2e-kubeconfig needs AITRUST_E2E_IMAGE: the operator image (repository:tag) the "
+                "cluster can pull, built from this checkout's Dockerfile"
+            )
+        return image
+
+    def start(self) -> ExistingCluster:
+        _ = self.image  # fail before any test when it is missing
+        return self
+
+    def stop(self) -> None:
+        return None
 
 
 @dataclass
@@ -108,16 +149,17 @@ class KindPod:
 @dataclass
 class KindDataPlane:
     kubectl: KubectlLike
-    cluster: KindCluster
+    cluster: KindCluster | ExistingCluster
     log_dir: Path
-    forwards: list[ManagedProcess] = field(default_factory=list)
     _namespaces: set[str] = field(default_factory=set)
 
     def start(self) -> KindDataPlane:
         return self
 
     def describe(self) -> str:
-        return f"kind cluster {self.cluster.name}, NetworkPolicy enforced by kindnet's kube-network-policies"
+        if isinstance(self.cluster, KindCluster):
+            return f"kind cluster {self.cluster.name}, NetworkPolicy enforced by kindnet"
+        return f"{self.cluster.name} ({self.cluster.kubeconfig}), NetworkPolicy enforced by its CNI"
 
     def log_tail(self) -> str:
         proc = self.kubectl.run(
@@ -126,14 +168,10 @@ class KindDataPlane:
         return f"--- kindnet log ---\n{proc.stdout}{proc.stderr}"
 
     def close(self) -> None:
-        for proc in self.forwards:
-            proc.stop()
+        return None
 
     def release(self, namespace: str) -> None:
-        # Real pods go with their namespace; only the port-forwards into it are ours to stop.
-        for proc in [p for p in self.forwards if p.name.startswith(f"port-forward-{namespace}-")]:
-            proc.stop()
-            self.forwards.remove(proc)
+        return None  # real pods go with their namespace
 
     # --- pods ------------------------------------------------------------------------
 
@@ -261,30 +299,9 @@ class KindDataPlane:
             extra_containers=[store, opa],
             extra_volumes=[{"name": "peers", "configMap": {"name": peers_cm}}],
         )
-        # The operator runs on the host: publish to the sidecar through a port-forward.
-        local = free_port()
-        forward = ManagedProcess(
-            f"port-forward-{namespace}-{name}",
-            [
-                _kubectl_binary(self.kubectl),
-                f"--kubeconfig={self.cluster.kubeconfig}",
-                "port-forward",
-                "-n",
-                namespace,
-                f"pod/{name}",
-                f"{local}:{OPA_PORT}",
-            ],
-            self.log_dir,
-        ).start()
-        self.forwards.append(forward)
-        url = f"http://127.0.0.1:{local}"
-
-        def healthy() -> bool:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:  # noqa: S310
-                return bool(r.status == 200)
-
-        wait_for("port-forward to the OPA sidecar", healthy, 60, [forward])
-        return pod, url
+        # The operator runs in the cluster (chart): it publishes to the sidecar by pod IP. The
+        # sidecar's readinessProbe on /health held _create until OPA answered.
+        return pod, f"http://{pod.ip}:{OPA_PORT}"
 
     @contextmanager
     def probe_until_blocked(self, client: Any, target: Any, port: int) -> Iterator[ProbeResult]:

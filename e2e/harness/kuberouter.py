@@ -17,6 +17,7 @@ from e2e.harness.cleanup import sh
 CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
 IPSET_PREFIXES = ("KUBE-SRC-", "KUBE-DST-", "TMP-", "inet6:KUBE-")
 BUILTIN_CHAINS = ("INPUT", "FORWARD", "OUTPUT")
+BRIDGE_NF = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 HOST_TOOLS = ("iptables", "iptables-save", "iptables-restore", "ipset", "ip")
 
 
@@ -27,13 +28,24 @@ def require_host_tools() -> None:
         raise RuntimeError(f"missing {', '.join(missing)}: run hack/e2e-deps.sh (as root)")
     if os.geteuid() != 0:
         raise RuntimeError("the netns data plane needs root (network namespaces, iptables, ipset)")
-    bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-    if not bridge_nf.exists():
+    if not BRIDGE_NF.exists():
         sh("modprobe", "br_netfilter", check=False)
-    if not bridge_nf.exists():
+    if not BRIDGE_NF.exists():
         raise RuntimeError("br_netfilter is not available: bridged pod traffic would bypass iptables")
-    if bridge_nf.read_text().strip() != "1":
-        bridge_nf.write_text("1\n")
+
+
+def enable_bridge_netfilter(sysctl: Path | None = None) -> str | None:
+    """Make bridged traffic traverse iptables; returns the value to restore, or None if it was on."""
+    sysctl = sysctl or BRIDGE_NF
+    before = sysctl.read_text().strip()
+    if before == "1":
+        return None
+    sysctl.write_text("1\n")
+    return before
+
+
+def restore_bridge_netfilter(before: str, sysctl: Path | None = None) -> None:
+    (sysctl or BRIDGE_NF).write_text(f"{before}\n")
 
 
 def kube_router_version() -> str:
