@@ -76,10 +76,12 @@ def decision_inputs(effs: list[EffectiveTrust]) -> list[dict[str, Any]]:
             {"namespace": eff.namespace, "serviceAccount": sa},
             {"spiffeId": f"spiffe://cluster.local/ns/{eff.namespace}/sa/{sa}"},
         ][j % 3]
-        resource = (
-            {"kind": "ModelEndpoint", "name": "llm"} if j % 2 else {"kind": "DataSource", "name": "docs"}
+        resource, action = (
+            ({"kind": "ModelEndpoint", "name": "llm"}, "invoke")
+            if j % 2
+            else ({"kind": "DataSource", "name": "docs"}, "read")
         )
-        out.append({"input": {"subject": subject, "resource": resource, "action": "invoke"}})
+        out.append({"input": {"subject": subject, "resource": resource, "action": action}})
     return out
 
 

@@ -10,7 +10,15 @@
 #         in every mode.
 # Output: decision = {allow, reason, tier, score, mode, workloads}, and allow.
 #
-# Grants are per target, not per action: any action on a granted target is allowed.
+# Actions. The CRDs grant access per target (AIWorkload.spec.access lists ModelEndpoints to
+# call and DataSources to read or write), so the action vocabulary is per kind:
+#   ModelEndpoint: "invoke"
+#   DataSource:    "read", "write"
+# Any other action (or none) is malformed input, denied in every mode with a reason naming it.
+# A grant admits every action of its kind, with one tier rule on top: writing to a DataSource
+# changes what other workloads (and models trained on it) see, so it needs tier trusted; a
+# restricted workload granted a DataSource may only read it. Audit mode reports that denial as
+# "would deny", like the others.
 #
 # Cost: every request is answered by keyed lookups (workloads[ns][name], subjects[ns][sa],
 # grants[target]); nothing iterates the estate. What remains is OPA's per-rule and per-call
@@ -39,6 +47,8 @@ decision := _deny(msg, []) if {
 } else := _combined
 
 _kinds := {"ModelEndpoint", "DataSource"}
+
+_actions := {"ModelEndpoint": {"invoke"}, "DataSource": {"read", "write"}}
 
 _rank := {"quarantined": 0, "restricted": 1, "trusted": 2}
 
@@ -81,6 +91,8 @@ _target := sprintf("%s/%s/%s", [input.resource.kind, _resource_namespace, input.
 
 _kind_ok if input.resource.kind in _kinds
 
+_action_ok if input.action in _actions[input.resource.kind]
+
 _input_error := "subject is required" if {
 	not input.subject
 } else := "subject must be an object" if {
@@ -118,6 +130,15 @@ _input_error := "subject is required" if {
 	not _kind_ok
 } else := "resource.name is required" if {
 	not _name_given
+} else := "action is required" if {
+	not input.action
+} else := "action must be a string" if {
+	not is_string(input.action)
+} else := sprintf("action %q is not allowed on a %s (allowed: %s)", [
+	input.action, input.resource.kind,
+	concat(", ", sort(_actions[input.resource.kind])),
+]) if {
+	not _action_ok
 } else := "subject names no workload, serviceAccount or spiffeId" if {
 	not _workload_named
 	not _service_account
@@ -150,14 +171,14 @@ _verdict(name) := _deny(sprintf("unknown subject: workload %s/%s is not managed 
 	audit := wl.mode == "audit"
 } else := {"allow": a[0], "reason": a[1], "tier": wl.tier, "score": wl.score, "mode": wl.mode} if {
 	wl := data.aitrust_data.workloads[_namespace][name]
-	a := _access(wl.mode, object.get(wl, ["grants", _target], false))
+	a := _access(wl.mode, wl.tier, object.get(wl, ["grants", _target], false))
 }
 
 _quarantined_reason := {true: "audit mode, would deny: workload is quarantined", false: "workload is quarantined"}
 
-# [allow, reason] for a workload that is not quarantined, from its mode and its grant for the
-# target (false: none). Scalars and the small grant only: cheap arguments to hash.
-_access(mode, grant) := [true, sprintf("audit mode, would deny: workload has no grant for %s", [_target])] if {
+# [allow, reason] for a workload that is not quarantined, from its mode, its tier and its grant
+# for the target (false: none). Scalars and the small grant only: cheap arguments to hash.
+_access(mode, tier, grant) := [true, sprintf("audit mode, would deny: workload has no grant for %s", [_target])] if {
 	not grant
 	mode == "audit"
 } else := [false, sprintf("workload has no grant for %s", [_target])] if {
@@ -165,7 +186,21 @@ _access(mode, grant) := [true, sprintf("audit mode, would deny: workload has no 
 } else := [true, sprintf("audit mode, would deny: %s", [grant.reason])] if {
 	grant.allowed != true
 	mode == "audit"
+} else := [true, sprintf("audit mode, would deny: %s", [_write_reason(tier)])] if {
+	grant.allowed == true
+	_write_denied(tier)
+	mode == "audit"
+} else := [false, _write_reason(tier)] if {
+	grant.allowed == true
+	_write_denied(tier)
 } else := [grant.allowed == true, grant.reason]
+
+_write_denied(tier) if {
+	input.action == "write"
+	tier != "trusted"
+}
+
+_write_reason(tier) := sprintf("tier %s may only read %s; write needs tier trusted", [tier, _target])
 
 _deny(reason, names) := {
 	"allow": false,

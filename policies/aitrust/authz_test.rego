@@ -52,14 +52,19 @@ _llm_resource := {"kind": "ModelEndpoint", "namespace": "models", "name": "llm"}
 
 _pii_resource := {"kind": "DataSource", "namespace": "data", "name": "pii"}
 
+# The read-only action of each kind: what a granted workload may do at any tier.
+_action_for(resource) := "read" if {
+	resource.kind == "DataSource"
+} else := "invoke"
+
 _decide(subject, resource) := d if {
-	d := authz.decision with input as {"subject": subject, "resource": resource, "action": "invoke"}
+	d := authz.decision with input as {"subject": subject, "resource": resource, "action": _action_for(resource)}
 		with data.aitrust_data.workloads as _workloads
 		with data.aitrust_data.subjects as _subjects
 }
 
 _allow(subject, resource) := a if {
-	a := authz.allow with input as {"subject": subject, "resource": resource, "action": "invoke"}
+	a := authz.allow with input as {"subject": subject, "resource": resource, "action": _action_for(resource)}
 		with data.aitrust_data.workloads as _workloads
 		with data.aitrust_data.subjects as _subjects
 }
@@ -207,7 +212,7 @@ test_empty_input_denies_with_default if {
 }
 
 test_no_data_loaded_denies if {
-	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "agent"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "agent"}, "resource": _llm_resource, "action": "invoke"}
 	d.allow == false
 	startswith(d.reason, "unknown subject")
 }
@@ -224,7 +229,7 @@ test_shared_service_account_with_different_answers_is_ambiguous if {
 test_shared_service_account_partly_allowed_denies if {
 	# batch is granted, ghost is unknown: one "no" makes the shared identity ambiguous
 	subjects := object.union(_subjects, {"team-b": {"mixed": ["batch", "ghost"]}})
-	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "mixed"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "mixed"}, "resource": _llm_resource, "action": "invoke"}
 		with data.aitrust_data.workloads as _workloads
 		with data.aitrust_data.subjects as subjects
 	d.allow == false
@@ -255,7 +260,7 @@ test_audit_mode_reports_instead_of_denying if {
 
 test_audit_mode_reports_a_missing_grant if {
 	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted"}}})
-	d := authz.decision with input as {"subject": {"namespace": "team-b", "workload": "notebook"}, "resource": _pii_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-b", "workload": "notebook"}, "resource": _pii_resource, "action": "read"}
 		with data.aitrust_data.workloads as workloads
 		with data.aitrust_data.subjects as _subjects
 	d.allow == true
@@ -267,7 +272,7 @@ test_audit_mode_reports_a_missing_grant if {
 
 test_audit_mode_reports_a_denied_grant if {
 	workloads := object.union(_workloads, {"team-b": {"notebook": {"tier": "restricted", "score": 55}}})
-	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "nb-sa"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-b", "serviceAccount": "nb-sa"}, "resource": _llm_resource, "action": "invoke"}
 		with data.aitrust_data.workloads as workloads
 		with data.aitrust_data.subjects as _subjects
 	d.allow == true
@@ -300,19 +305,19 @@ test_shared_service_account_mixed_modes if {
 }
 
 test_no_data_loaded_denies_service_accounts if {
-	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource, "action": "invoke"}
 	d.allow == false
 	startswith(d.reason, "unknown subject: service account")
 }
 
 test_malformed_workload_document_falls_back_to_default_deny if {
 	broken := {"team-a": {"agent": {"serviceAccounts": ["agent-sa"], "grants": {}}}}
-	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource, "action": "invoke"}
 		with data.aitrust_data.workloads as broken
 		with data.aitrust_data.subjects as _subjects
 	d.allow == false
 	d.reason == "no decision"
-	not authz.allow with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
+	not authz.allow with input as {"subject": {"namespace": "team-a", "serviceAccount": "agent-sa"}, "resource": _llm_resource, "action": "invoke"}
 		with data.aitrust_data.workloads as broken
 		with data.aitrust_data.subjects as _subjects
 }
@@ -488,9 +493,115 @@ test_empty_optional_fields_count_as_absent if {
 
 test_named_workload_without_service_account_list_rejects_a_claimed_one if {
 	broken := {"team-a": {"trainer": {"tier": "trusted", "score": 91, "mode": "enforce", "grants": {}}}}
-	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "trainer", "serviceAccount": "agent-sa"}, "resource": _llm_resource}
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "workload": "trainer", "serviceAccount": "agent-sa"}, "resource": _llm_resource, "action": "invoke"}
 		with data.aitrust_data.workloads as broken
 		with data.aitrust_data.subjects as _subjects
 	d.allow == false
 	d.reason == "service account agent-sa is not used by workload team-a/trainer"
+}
+
+# --- actions ----------------------------------------------------------------------
+
+_decide_action(subject, resource, action) := d if {
+	d := authz.decision with input as {"subject": subject, "resource": resource, "action": action}
+		with data.aitrust_data.workloads as _workloads
+		with data.aitrust_data.subjects as _subjects
+}
+
+# trainer is trusted; agent is restricted, and both are granted these DataSources.
+_store := "DataSource/data/store"
+
+_store_resource := {"kind": "DataSource", "namespace": "data", "name": "store"}
+
+_granted_store := {"allowed": true, "reason": "tier restricted meets minTier restricted"}
+
+_with_store := {
+	"team-a": {
+		"agent": object.union(_workloads["team-a"].agent, {"grants": {_store: _granted_store}}),
+		"trainer": object.union(_workloads["team-a"].trainer, {"grants": {_store: _granted_store}}),
+	},
+	"team-b": {"notebook": {
+		"tier": "restricted", "score": 60, "mode": "audit", "serviceAccounts": ["nb-sa"],
+		"grants": {_store: _granted_store},
+	}},
+}
+
+_store_decision(subject, action) := d if {
+	d := authz.decision with input as {"subject": subject, "resource": _store_resource, "action": action}
+		with data.aitrust_data.workloads as _with_store
+		with data.aitrust_data.subjects as _subjects
+}
+
+test_trusted_workload_may_read_and_write_a_granted_data_source if {
+	read := _store_decision({"namespace": "team-a", "workload": "trainer"}, "read")
+	read.allow == true
+	write := _store_decision({"namespace": "team-a", "workload": "trainer"}, "write")
+	write.allow == true
+	write.reason == "tier restricted meets minTier restricted"
+	write.tier == "trusted"
+}
+
+test_restricted_workload_may_only_read_a_granted_data_source if {
+	read := _store_decision({"namespace": "team-a", "workload": "agent"}, "read")
+	read.allow == true
+	write := _store_decision({"namespace": "team-a", "workload": "agent"}, "write")
+	write.allow == false
+	write.reason == "tier restricted may only read DataSource/data/store; write needs tier trusted"
+	write.tier == "restricted"
+	write.mode == "enforce"
+}
+
+test_audit_mode_reports_a_write_it_would_deny if {
+	d := _store_decision({"namespace": "team-b", "workload": "notebook"}, "write")
+	d.allow == true
+	d.reason == "audit mode, would deny: tier restricted may only read DataSource/data/store; write needs tier trusted"
+	d.mode == "audit"
+}
+
+test_a_denied_grant_keeps_its_reason_for_a_write if {
+	d := _decide_action({"namespace": "team-a", "workload": "agent"}, _pii_resource, "write")
+	d.allow == false
+	d.reason == "tier restricted is below minTier trusted"
+}
+
+test_a_quarantined_workload_is_denied_every_action if {
+	d := _decide_action({"namespace": "team-a", "workload": "jailed"}, _llm_resource, "invoke")
+	d.allow == false
+	d.reason == "workload is quarantined"
+}
+
+test_unknown_action_is_denied_naming_it_in_both_modes if {
+	_rejected(
+		{"subject": _enforce_subject, "resource": _llm_resource, "action": "delete"},
+		`action "delete" is not allowed on a ModelEndpoint (allowed: invoke)`,
+	)
+	_rejected(
+		{"subject": _audit_subject, "resource": _pii_resource, "action": "invoke"},
+		`action "invoke" is not allowed on a DataSource (allowed: read, write)`,
+	)
+	_rejected(
+		{"subject": _enforce_subject, "resource": _llm_resource, "action": "read"},
+		`action "read" is not allowed on a ModelEndpoint (allowed: invoke)`,
+	)
+	_rejected(
+		{"subject": _enforce_subject, "resource": _llm_resource, "action": ""},
+		`action "" is not allowed on a ModelEndpoint (allowed: invoke)`,
+	)
+}
+
+test_missing_or_malformed_action_is_denied if {
+	_rejected({"subject": _enforce_subject, "resource": _llm_resource}, "action is required")
+	_rejected({"subject": _audit_subject, "resource": _llm_resource}, "action is required")
+	_rejected({"subject": _enforce_subject, "resource": _llm_resource, "action": 5}, "action must be a string")
+	_rejected({"subject": _enforce_subject, "resource": _llm_resource, "action": ["invoke"]}, "action must be a string")
+	_rejected({"subject": _audit_subject, "resource": _llm_resource, "action": null}, "action must be a string")
+}
+
+test_write_by_a_shared_service_account_needs_every_workload_trusted if {
+	d := authz.decision with input as {"subject": {"namespace": "team-a", "serviceAccount": "shared"}, "resource": _store_resource, "action": "write"}
+		with data.aitrust_data.workloads as _with_store
+		with data.aitrust_data.subjects as _subjects
+	d.allow == false
+	startswith(d.reason, "ambiguous: workloads using service account team-a/shared get different answers")
+	contains(d.reason, "agent: tier restricted may only read DataSource/data/store")
 }

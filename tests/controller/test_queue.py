@@ -95,3 +95,41 @@ async def test_a_burst_of_touches_runs_the_action_once_per_key_after_the_delay()
     debouncer.touch("a")  # after the action: a new burst
     await asyncio.sleep(0.1)
     assert sorted(fired) == ["a", "a", "b"]
+
+
+async def test_queued_at_is_the_first_add_a_pass_serves_or_its_first_urgent_one() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    now = [100.0]
+    queue.clock = lambda: now[0]
+    seen: dict[str, list[float | None]] = {}
+    gate = asyncio.Event()
+
+    async def handle(key: str) -> None:
+        seen.setdefault(key, []).append(queue.queued_at(key))
+        if key == "busy" and len(seen[key]) == 1:
+            await gate.wait()
+
+    queue.add("routine")
+    now[0] = 101.0
+    queue.add("routine")  # still waiting: the first add is when the work was due
+    queue.add("signal")
+    now[0] = 102.0
+    queue.add("signal", urgent=True)  # the signal, not the routine add before it, is the trigger
+    now[0] = 103.0
+    queue.add("signal", urgent=True)
+    queue.add("busy")
+    worker = asyncio.create_task(queue.worker(handle))
+    for _ in range(100):
+        if "busy" in seen:
+            break
+        await asyncio.sleep(0.01)
+    now[0] = 110.0
+    queue.add("busy")  # arrives during its pass: the next pass is due from now
+    gate.set()
+    for _ in range(100):
+        if len(seen.get("busy", [])) == 2:
+            break
+        await asyncio.sleep(0.01)
+    worker.cancel()
+    assert seen == {"signal": [102.0], "routine": [100.0], "busy": [103.0, 110.0]}
+    assert queue.queued_at("busy") is None  # only while handled

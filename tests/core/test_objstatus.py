@@ -80,3 +80,28 @@ def test_other_writers_conditions_are_kept_and_malformed_ones_dropped() -> None:
     }
     types = [c["type"] for c in build_object_status("TrustPolicy", body, NOW)["conditions"]]
     assert types == ["Ready", "Synced"]
+
+
+def _endpoint() -> dict[str, Any]:
+    return {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": "llm", "namespace": "ml", "generation": 2},
+        "spec": {"provider": "in-cluster", "selector": {"matchLabels": {"app": "llm"}}},
+    }
+
+
+def test_an_ingress_policy_conflict_is_reported_on_the_endpoint_until_it_is_gone() -> None:
+    body = _endpoint()
+    clash = "NetworkPolicy aitrust-ingress-llm exists and is not this ModelEndpoint's; ingress not enforced"
+    body["status"] = build_object_status("ModelEndpoint", body, NOW, ingress_conflict=clash)
+    conditions = _conditions(body["status"])
+    assert (conditions["Enforced"]["status"], conditions["Enforced"]["reason"]) == ("False", "PolicyConflict")
+    assert conditions["Enforced"]["message"] == clash
+    assert conditions["Stalled"]["reason"] == "PolicyConflict"
+    assert conditions["Ready"]["status"] == "True"  # the object itself is fine
+    # Not known yet (a fresh start): the report stays, and nothing is rewritten.
+    assert not status_differs(body, build_object_status("ModelEndpoint", body, NOW + timedelta(minutes=1)))
+    # Resolved: the condition and Stalled go.
+    cleared = _conditions(build_object_status("ModelEndpoint", body, NOW, ingress_conflict=""))
+    assert set(cleared) == {"Ready"}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from aitrust.testing.cluster import OpaServer, wait_until
+from aitrust.testing.processes import free_port
 from tests.conftest import Kubectl, OperatorFactory
 
 
@@ -72,7 +75,8 @@ def egress_to_llm(policy: dict[str, Any]) -> bool:
     )
 
 
-def decision(opa: OpaServer, namespace: str) -> dict[str, Any]:
+def decision(opa: OpaServer | str, namespace: str) -> dict[str, Any]:
+    url = opa.url if isinstance(opa, OpaServer) else opa
     body = {
         "input": {
             "subject": {"namespace": namespace, "workload": "agent"},
@@ -81,20 +85,36 @@ def decision(opa: OpaServer, namespace: str) -> dict[str, Any]:
         }
     }
     result: dict[str, Any] = (
-        httpx.post(f"{opa.url}/v1/data/aitrust/authz/decision", json=body).json().get("result", {})
+        httpx.post(f"{url}/v1/data/aitrust/authz/decision", json=body).json().get("result", {})
     )
     return result
 
 
-def tier_events(kubectl: Kubectl, namespace: str, name: str = "agent") -> list[dict[str, Any]]:
+def tier_events(
+    kubectl: Kubectl, namespace: str, name: str = "agent", reason: str = "TierChanged"
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = kubectl.json("get", "events.events.k8s.io", "-n", namespace)["items"]
-    return [
-        e
-        for e in items
-        if e.get("reason") == "TierChanged"
-        and e["regarding"]["kind"] == "AIWorkload"
-        and e["regarding"]["name"] == name
-    ]
+    return sorted(
+        (
+            e
+            for e in items
+            if e.get("reason") == reason
+            and e["regarding"]["kind"] == "AIWorkload"
+            and e["regarding"]["name"] == name
+        ),
+        key=lambda e: str(e["eventTime"]),
+    )
+
+
+def conditions(kubectl: Kubectl, namespace: str, name: str = "agent") -> dict[str, dict[str, Any]]:
+    status = workload(kubectl, namespace, name).get("status", {})
+    return {c["type"]: c for c in status.get("conditions", [])}
+
+
+def sync_errors(metrics_url: str, target: str) -> float:
+    text = httpx.get(metrics_url, timeout=10).text
+    match = re.search(rf'aitrust_opa_sync_errors_total{{target="{re.escape(target)}"}} ([0-9.e+]+)', text)
+    return float(match.group(1)) if match else 0.0
 
 
 def lower_trust(kubectl: Kubectl, namespace: str) -> None:
@@ -343,3 +363,175 @@ def test_audit_mode_writes_no_policy(
     grant = workload(kubectl, namespace)["status"]["grants"][0]
     assert grant["allowed"] is False
     assert networkpolicy(kubectl, namespace, "aitrust-agent") is None
+
+
+def test_audit_mode_reports_what_it_would_enforce(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> None:
+    start_operator("--resync-seconds=1")
+    apply(kubectl, namespace, *estate(namespace, mode="audit"))
+
+    [event] = wait_until(lambda: tier_events(kubectl, namespace, reason="WouldEnforce"), timeout=15)
+    assert event["action"] == "Audit" and event["type"] == "Normal"
+    note = event["note"]
+    assert note.startswith("audit mode, nothing written; would apply NetworkPolicy aitrust-agent")
+    assert f"egress to DNS, ModelEndpoint/{namespace}/llm" in note
+    assert f"admitted by aitrust-ingress-llm (ModelEndpoint/{namespace}/llm)" in note
+    obj = workload(kubectl, namespace)
+    assert obj["status"]["grants"] == [
+        {
+            "target": f"ModelEndpoint/{namespace}/llm",
+            "allowed": True,
+            "reason": obj["status"]["grants"][0]["reason"],
+        }
+    ]
+    enforced = {c["type"]: c for c in obj["status"]["conditions"]}["Enforced"]
+    assert (enforced["status"], enforced["reason"], enforced["message"]) == ("True", "AuditOnly", note)
+    assert networkpolicy(kubectl, namespace, "aitrust-agent") is None
+    assert networkpolicy(kubectl, namespace, "aitrust-ingress-llm") is None
+
+    # The plan changes with the tier: one more Event, saying what would now be blocked.
+    lower_trust(kubectl, namespace)
+    plans = wait_until(
+        lambda: len(p := tier_events(kubectl, namespace, reason="WouldEnforce")) >= 2 and p,
+        timeout=10,
+    )
+    assert "; quarantine;" in plans[-1]["note"]
+    assert f"block ModelEndpoint/{namespace}/llm: tier quarantined" in plans[-1]["note"]
+    # Resyncs (one a second here) recompute the same plan: no further Event, still no policy.
+    rv = workload(kubectl, namespace)["metadata"]["resourceVersion"]
+    time.sleep(3)
+    assert len(tier_events(kubectl, namespace, reason="WouldEnforce")) == 2
+    assert workload(kubectl, namespace)["metadata"]["resourceVersion"] == rv
+    assert networkpolicy(kubectl, namespace, "aitrust-agent") is None
+
+
+def test_one_opa_down_blocks_neither_the_other_nor_the_networkpolicy_and_enforced_says_so(
+    kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory, tmp_path: Path
+) -> None:
+    down_port, metrics_port = free_port(), free_port()
+    down_url = f"http://127.0.0.1:{down_port}"  # nothing listens there yet
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    start_operator(
+        f"--opa-url={opa.url}",
+        f"--opa-url={down_url}",
+        f"--metrics-port={metrics_port}",
+        "--metrics-host=127.0.0.1",
+    )
+    apply(kubectl, namespace, *estate(namespace))
+
+    policy = wait_until(lambda: networkpolicy(kubectl, namespace, "aitrust-agent"), timeout=15)
+    assert egress_to_llm(policy)
+    assert wait_until(lambda: decision(opa, namespace).get("allow") is True, timeout=10)
+    failed = wait_until(
+        lambda: (
+            (c := conditions(kubectl, namespace).get("Enforced", {})).get("reason") == "OPASyncFailed" and c
+        ),
+        timeout=10,
+    )
+    assert failed["status"] == "False"
+    assert down_url in failed["message"] and opa.url not in failed["message"]
+    # Health checks (Argo CD, Flux) read Ready: not healthy while a target misses the data.
+    ready = conditions(kubectl, namespace)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "EnforcementFailed")
+    assert wait_until(lambda: sync_errors(metrics_url, down_url) >= 1, timeout=10)
+    assert sync_errors(metrics_url, opa.url) == 0
+
+    # A trust change still reaches the NetworkPolicy and the healthy OPA.
+    lower_trust(kubectl, namespace)
+    wait_until(
+        lambda: not egress_to_llm(networkpolicy(kubectl, namespace, "aitrust-agent") or policy), timeout=10
+    )
+    wait_until(lambda: decision(opa, namespace).get("allow") is False, timeout=10)
+    assert conditions(kubectl, namespace)["Enforced"]["reason"] == "OPASyncFailed"
+
+    # The missing OPA comes up: it is re-synced (with backoff) and Enforced turns True.
+    late = OpaServer(workdir=tmp_path / "late-opa", port=down_port).start()
+    try:
+        wait_until(lambda: decision(down_url, namespace).get("tier") == "quarantined", timeout=30)
+        assert decision(down_url, namespace)["allow"] is False
+        recovered = wait_until(
+            lambda: (c := conditions(kubectl, namespace).get("Enforced", {})).get("status") == "True" and c,
+            timeout=30,
+        )
+        assert recovered["reason"] == "Enforced"
+        assert "Stalled" not in conditions(kubectl, namespace)
+        assert conditions(kubectl, namespace)["Ready"]["status"] == "True"
+    finally:
+        late.stop()
+
+
+def test_resyncs_after_convergence_write_nothing(
+    kubectl: Kubectl, namespace: str, opa: OpaServer, start_operator: OperatorFactory
+) -> None:
+    operator = start_operator(f"--opa-url={opa.url}", "--resync-seconds=1", "--verbose")
+    apply(kubectl, namespace, *estate(namespace))
+
+    def converged() -> dict[str, Any] | None:
+        obj = workload(kubectl, namespace)
+        enforced = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}.get("Enforced", {})
+        if enforced.get("reason") != "Enforced":
+            return None
+        own = networkpolicy(kubectl, namespace, "aitrust-agent")
+        ingress = networkpolicy(kubectl, namespace, "aitrust-ingress-llm")
+        return {"workload": obj, "own": own, "ingress": ingress} if own and ingress else None
+
+    wait_until(converged, timeout=20)
+    wait_until(lambda: decision(opa, namespace).get("allow") is True, timeout=10)
+    # Let the echo of the last writes settle, then take the versions.
+    time.sleep(1)
+    before = converged()
+    assert before is not None
+
+    def resyncs() -> int:
+        return operator.log_path.read_text().count("resync: ")
+
+    seen = resyncs()
+    wait_until(lambda: resyncs() >= seen + 3, timeout=30, interval=0.2)
+    after = converged()
+    assert after is not None
+    for name in ("workload", "own", "ingress"):
+        assert after[name]["metadata"]["resourceVersion"] == before[name]["metadata"]["resourceVersion"], name
+    assert after["workload"]["status"] == before["workload"]["status"]
+
+
+def test_an_endpoint_whose_ingress_policy_name_is_taken_reports_the_conflict_in_its_status(
+    kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
+) -> None:
+    squatter = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "aitrust-ingress-llm"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    apply(kubectl, namespace, squatter)
+    start_operator("--resync-seconds=1")
+    apply(kubectl, namespace, *estate(namespace))
+
+    def endpoint_conditions() -> dict[str, dict[str, Any]]:
+        status = kubectl.json("get", "modelendpoint", "llm", "-n", namespace).get("status", {})
+        return {c["type"]: c for c in status.get("conditions", [])}
+
+    conds = wait_until(
+        lambda: (c := endpoint_conditions()).get("Enforced", {}).get("reason") == "PolicyConflict" and c,
+        timeout=15,
+    )
+    assert conds["Enforced"]["status"] == "False"
+    assert "aitrust-ingress-llm" in conds["Enforced"]["message"]
+    assert conds["Stalled"]["reason"] == "PolicyConflict"
+    assert conds["Ready"]["status"] == "True"
+    assert networkpolicy(kubectl, namespace, "aitrust-ingress-llm")["spec"] == squatter["spec"]  # type: ignore[index]
+
+    # The squatter goes: the ingress policy is written and the endpoint's conflict cleared.
+    kubectl.run("delete", "networkpolicy", "aitrust-ingress-llm", "-n", namespace)
+    ours = wait_until(
+        lambda: (
+            (p := networkpolicy(kubectl, namespace, "aitrust-ingress-llm"))
+            and p["metadata"].get("labels", {}).get("aitrust.dev/endpoint") == "llm"
+            and p
+        ),
+        timeout=15,
+    )
+    assert ours["spec"]["podSelector"] == {"matchLabels": {"app": "llm"}}
+    wait_until(lambda: "Enforced" not in endpoint_conditions(), timeout=15)
+    assert "Stalled" not in endpoint_conditions()

@@ -11,6 +11,7 @@ import httpx
 from aitrust.kube.opa import OpaTarget
 from aitrust.render.opa import OPA_ROOT
 from aitrust.testing.cluster import OpaServer
+from aitrust.testing.processes import free_port
 
 
 def test_concurrent_writes_are_batched_and_exact(tmp_path: Path) -> None:
@@ -93,3 +94,51 @@ def test_a_document_pushed_while_the_full_sync_is_in_flight_is_not_lost(tmp_path
     finally:
         opa.stop()
     assert data["workloads"]["ns"] == {"w0": {"tier": "restricted"}, "w1": {"tier": "quarantined"}}
+
+
+def test_a_target_that_comes_up_late_is_synced_with_backoff_and_reports_why_until_then(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    errors: list[str] = []
+    synced: list[str] = []
+
+    effective: dict[str, Any] = {"w0": {"tier": "trusted"}}
+
+    def full() -> dict[str, Any]:
+        return {"workloads": {"ns": dict(effective)}, "subjects": {}}
+
+    async def scenario() -> tuple[str | None, str | None, dict[str, Any]]:
+        target = OpaTarget(
+            f"http://127.0.0.1:{port}", {}, full, on_error=errors.append, on_synced=synced.append
+        )
+        target.start()
+        for _ in range(300):
+            if errors:
+                break
+            await asyncio.sleep(0.05)
+        down_error = target.last_error
+        # Not acknowledged while down (reported at once); the full sync will carry it.
+        effective["w1"] = {"tier": "restricted"}
+        held = await target.push_document([OPA_ROOT, "workloads", "ns", "w1"], {"tier": "restricted"})
+        assert held is False
+        opa = await asyncio.to_thread(OpaServer(workdir=tmp_path / "opa", port=port).start)
+        try:
+            await asyncio.wait_for(target.synced.wait(), timeout=60)
+            for _ in range(100):
+                data: dict[str, Any] = (await target.client.get(f"/v1/data/{OPA_ROOT}")).json()["result"]
+                if "w1" in data["workloads"]["ns"]:
+                    break
+                await asyncio.sleep(0.05)
+            after_error = target.last_error
+            await target.stop()
+        finally:
+            opa.stop()
+        return down_error, after_error, data
+
+    down_error, after_error, data = asyncio.run(scenario())
+    assert errors and set(errors) == {f"http://127.0.0.1:{port}"}
+    assert down_error is not None and "Connect" in down_error
+    assert after_error is None
+    assert synced == [f"http://127.0.0.1:{port}"]
+    assert data["workloads"]["ns"] == {"w0": {"tier": "trusted"}, "w1": {"tier": "restricted"}}

@@ -3,8 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aitrust.api.v1alpha1 import Factor, Tier
-from aitrust.render.events import NOTE_LIMIT, build_tier_note, render_tier_event
-from tests.render.scenarios import effective, policy
+from aitrust.render.events import (
+    NOTE_LIMIT,
+    build_plan_note,
+    build_tier_note,
+    render_tier_event,
+    render_would_enforce_event,
+)
+from tests.render.scenarios import AUDIT, effective, policy
 
 NOW = datetime(2026, 11, 29, 8, 0, 0, 123456, tzinfo=UTC)
 SHELL = Factor(id="falco:Terminal shell", points=-40, reason="shell in container", source="signal")
@@ -54,3 +60,37 @@ def test_the_note_stays_within_the_api_servers_limit() -> None:
     many = [Factor(id=f"rule-{i}", points=-1, reason="x" * 400, source="signal") for i in range(10)]
     note = build_tier_note(Tier.TRUSTED, effective(Tier.QUARANTINED), many)
     assert len(note) == NOTE_LIMIT and note.endswith("...")
+
+
+def test_the_audit_plan_note_says_what_enforce_mode_would_write() -> None:
+    note = build_plan_note(effective(Tier.RESTRICTED, pol=AUDIT))
+    assert note.startswith("audit mode, nothing written; would apply NetworkPolicy aitrust-agent")
+    assert "egress to DNS, ModelEndpoint/models/llm;" in note
+    assert "block DataSource/data/pii: tier restricted is below minTier trusted" in note
+    assert "admitted by aitrust-ingress-llm (ModelEndpoint/models/llm)" in note
+    assert "not admitted by aitrust-ingress-pii (DataSource/data/pii)" in note
+    quarantined = build_plan_note(effective(Tier.QUARANTINED, pol=AUDIT))
+    assert "; quarantine; egress to DNS;" in quarantined and "ingress from nowhere" in quarantined
+    assert "admitted by aitrust-ingress-llm" not in quarantined.replace("not admitted", "")
+
+
+def test_the_plan_note_follows_the_plan_not_the_score() -> None:
+    a = build_plan_note(effective(Tier.RESTRICTED, pol=AUDIT, score=61))
+    b = build_plan_note(effective(Tier.RESTRICTED, pol=AUDIT, score=74))
+    assert a == b
+    assert a != build_plan_note(effective(Tier.TRUSTED, pol=AUDIT))
+
+
+def test_a_would_enforce_event_does_not_collide_with_the_tier_event_of_the_same_reconcile() -> None:
+    eff = effective(Tier.QUARANTINED, pol=AUDIT)
+    note = build_plan_note(eff)
+    plan = render_would_enforce_event(eff, note, NOW, "aitrust-0")
+    tier = render_tier_event(Tier.TRUSTED, eff, [BASE], NOW, "aitrust-0")
+    assert (plan["reason"], plan["action"], plan["type"], plan["note"]) == (
+        "WouldEnforce",
+        "Audit",
+        "Normal",
+        note,
+    )
+    assert plan["regarding"] == tier["regarding"]
+    assert plan["metadata"]["name"] != tier["metadata"]["name"]

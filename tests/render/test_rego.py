@@ -36,7 +36,10 @@ def _fleet() -> list[EffectiveTrust]:
     ]
 
 
-def _query(eff: EffectiveTrust, grant_target: str, by: str) -> dict[str, Any]:
+ACTIONS = {"ModelEndpoint": ("invoke",), "DataSource": ("read", "write")}
+
+
+def _query(eff: EffectiveTrust, grant_target: str, by: str, action: str) -> dict[str, Any]:
     kind, ns, name = grant_target.split("/")
     subject: dict[str, Any] = {"namespace": eff.namespace}
     if by == "workload":
@@ -44,12 +47,14 @@ def _query(eff: EffectiveTrust, grant_target: str, by: str) -> dict[str, Any]:
     else:
         subject["spiffeId"] = f"spiffe://cluster.local/ns/{eff.namespace}/sa/{eff.service_accounts[0]}"
         del subject["namespace"]
-    return {"subject": subject, "resource": {"kind": kind, "namespace": ns, "name": name}, "action": "invoke"}
+    return {"subject": subject, "resource": {"kind": kind, "namespace": ns, "name": name}, "action": action}
 
 
-def _expected(eff: EffectiveTrust, target: str) -> bool:
+def _expected(eff: EffectiveTrust, target: str, action: str) -> bool:
     grant = next(g for g in eff.grants if g.target == target)
-    return eff.mode.value == "audit" or (grant.allowed and not eff.quarantined)
+    # Writing to a DataSource needs tier trusted, whatever the grant's minTier.
+    tier_ok = action != "write" or eff.tier is Tier.TRUSTED
+    return eff.mode.value == "audit" or (grant.allowed and not eff.quarantined and tier_ok)
 
 
 def test_opa_check_script_passes() -> None:
@@ -72,16 +77,28 @@ def test_policy_answers_match_rendered_grants(tmp_path: Path) -> None:
     for eff in fleet:
         for grant in eff.grants:
             by = "spiffe" if eff.name != "trainer" else "workload"  # trainer's SA is shared
-            cases.append(_query(eff, grant.target, by))
-            expected.append(_expected(eff, grant.target))
+            for action in ACTIONS[grant.kind]:
+                cases.append(_query(eff, grant.target, by, action))
+                expected.append(_expected(eff, grant.target, action))
     # The shared service account is ambiguous for pii: agent is denied, trainer has no grant.
     cases.append(
         {
             "subject": {"namespace": "team-a", "serviceAccount": "shared"},
             "resource": {"kind": "DataSource", "namespace": "data", "name": "pii"},
+            "action": "read",
         }
     )
     expected.append(False)
+    # A restricted workload granted a DataSource reads it, and may not write to it.
+    reader = effective(
+        Tier.RESTRICTED,
+        wl=workload("reader", data_sources=[{"name": "pii", "namespace": "data", "minTier": "restricted"}]),
+        service_accounts=("reader-sa",),
+    )
+    fleet.append(reader)
+    for action, allowed in (("read", True), ("write", False)):
+        cases.append(_query(reader, "DataSource/data/pii", "spiffe", action))
+        expected.append(allowed)
     data = tmp_path / "data.json"
     data.write_text(json.dumps({"aitrust_data": render_opa_data(fleet, "r1"), "cases": cases}))
     query = "[d | some q in data.cases; d := data.aitrust.authz.decision with input as q]"
@@ -97,6 +114,11 @@ def test_policy_answers_match_rendered_grants(tmp_path: Path) -> None:
     assert set(expected) == {True, False}
     for decision in decisions:
         assert decision["reason"]
+        assert not decision["reason"].startswith("action")  # every case asked a known action
+    assert (
+        decisions[-1]["reason"]
+        == "tier restricted may only read DataSource/data/pii; write needs tier trusted"
+    )
 
 
 def _http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> Any:
@@ -120,6 +142,7 @@ def test_data_layout_against_a_running_opa(opa: OpaServer) -> None:
             "input": {
                 "subject": subject,
                 "resource": {"kind": "ModelEndpoint", "namespace": "models", "name": "llm"},
+                "action": "invoke",
             }
         }
         result: dict[str, Any] = _http("POST", f"{opa.url}/v1/data/aitrust/authz/decision", body)["result"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -23,8 +24,21 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._dirty_urgent: set[K] = set()
+        # When each waiting key was first added since it was last taken (its first urgent add,
+        # if any: a signal is what an earlier routine add was not), and, while a key is handled,
+        # that time for the pass under way (``queued_at``).
+        self._since: dict[K, tuple[float, bool]] = {}
+        self._taken_since: dict[K, float] = {}
+        self.clock: Callable[[], float] = time.monotonic
+
+    def queued_at(self, key: K) -> float | None:
+        """While ``key`` is handled: the clock reading of the first add this pass serves."""
+        return self._taken_since.get(key)
 
     def add(self, key: K, urgent: bool = False) -> None:
+        since = self._since.get(key)
+        if since is None or (urgent and not since[1]):
+            self._since[key] = (self.clock(), urgent)
         if key in self._active:
             self._dirty.add(key)  # re-run once the current pass ends
             if urgent:
@@ -78,9 +92,11 @@ class WorkQueue(Generic[K]):
     async def _serve(self, key: K, handle: Callable[[K], Awaitable[None]]) -> None:
         self._pending.discard(key)
         self._active.add(key)
+        self._taken_since[key] = self._since.pop(key, (self.clock(), False))[0]
         try:
             await handle(key)
         finally:
+            self._taken_since.pop(key, None)
             self._active.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)

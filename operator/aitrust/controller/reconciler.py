@@ -14,6 +14,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,13 @@ from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
 from aitrust.controller.queue import Debouncer, WorkQueue
 from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Key, Store
-from aitrust.core.conditions import build_condition, build_kstatus_conditions, merge_conditions
+from aitrust.core.conditions import (
+    build_condition,
+    build_enforced_condition,
+    build_kstatus_conditions,
+    build_ready_after_enforcement,
+    merge_conditions,
+)
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
 from aitrust.core.ingest import build_ingestion
@@ -54,7 +61,7 @@ from aitrust.kube.networkpolicies import (
 )
 from aitrust.kube.opa import OpaTarget
 from aitrust.render.drift import desired_fingerprint, is_ours, policy_fingerprint
-from aitrust.render.events import render_tier_event
+from aitrust.render.events import build_plan_note, render_tier_event, render_would_enforce_event
 from aitrust.render.networkpolicy import (
     endpoint_policy_labels,
     endpoint_policy_name,
@@ -76,6 +83,16 @@ TargetKey = tuple[str, str, str]
 
 
 RESYNC_TICK_S = 1.0
+FIRST_OPA_SYNC_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    condition: Condition  # Enforced
+    acknowledged: float  # time.monotonic() once both paths answered
+    # Enforce mode, both paths acknowledged, and there was something to write (NetworkPolicy
+    # created or updated, or OPA targets to hold the new document).
+    applied: bool
 
 
 def _utcnow() -> datetime:
@@ -126,6 +143,8 @@ class Reconciler:
         # policies drops an entry when the live object stops matching it (manual edit, deletion).
         self.applied_policies: dict[Key, str] = {}
         self.applied_endpoint_policies: dict[TargetKey, str] = {}
+        # Why each target's ingress policy could not be written ("" once it could), for its status.
+        self.endpoint_conflicts: dict[TargetKey, str] = {}
         # Which workloads hold a grant to each target: endpoint policies render without a scan.
         self.granted: dict[TargetKey, set[Key]] = {}
         self._namespaces: dict[str, set[Key]] = {}
@@ -140,6 +159,11 @@ class Reconciler:
         self._background: set[asyncio.Task[None]] = set()  # record deletions, events
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
         self._population_due = True
+        # Workloads whose last push a target did not acknowledge (url -> keys): their Enforced
+        # condition says so, and they are reconciled again once that target is fully synced.
+        self._opa_unacked: dict[str, set[Key]] = {}
+        # Tier changes not yet enforced on both paths: when their trigger reached the queue.
+        self._latency_started: dict[Key, float] = {}
         self._endpoints_due: Debouncer[TargetKey] = Debouncer(
             ENDPOINT_COALESCE_SECONDS, self.endpoint_queue.add
         )
@@ -152,6 +176,7 @@ class Reconciler:
                 opa_policies or {},
                 self.build_full_opa_data,
                 on_error=lambda u: metrics.OPA_SYNC_ERRORS.labels(u).inc(),
+                on_synced=self._opa_synced,
                 token_file=opa_token_file,
             )
             for url in opa_urls
@@ -173,6 +198,7 @@ class Reconciler:
                 self.object_queue.add((kind, *_key(body)))
         for target in self.opa_targets:
             target.start()
+        await self._first_opa_sync()
         self._tasks = [asyncio.create_task(self.queue.worker(self.reconcile)) for _ in range(self._workers)]
         # Many writers for the first pass only: afterwards, concurrent routine writes slow the API
         # server's answers to the urgent ones (enforcement p99 at 1,000 workloads: 1,058 ms with 32
@@ -188,6 +214,17 @@ class Reconciler:
         self._tasks.append(asyncio.create_task(self.object_queue.worker(self.reconcile_object)))
         self._tasks.append(asyncio.create_task(self._periodic_resync()))
         self._tasks.append(asyncio.create_task(GcPolicy().run(), name="gc policy"))
+
+    async def _first_opa_sync(self) -> None:
+        """Give the targets a moment to take the policy before the first reconciles: a workload
+        pushed before that would report OPASyncFailed, and cost a second status write once the
+        sync lands. An OPA that is down does not hold the NetworkPolicy path up for longer."""
+        pending = [asyncio.ensure_future(t.synced.wait()) for t in self.opa_targets]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=FIRST_OPA_SYNC_WAIT_S)
+        for waiter in late:
+            waiter.cancel()
 
     async def _warm_up(self) -> None:
         """Open a connection for ``Kube.aio`` now: the first signal must not pay for the TLS handshake."""
@@ -270,6 +307,11 @@ class Reconciler:
                 for key in keys[i::slices]:
                     if self.store.get("AIWorkload", *key) is not None:
                         self.queue.add(key)
+            # A foreign policy squatting on an ingress policy's name is not watched: look again.
+            for target, conflict in list(self.endpoint_conflicts.items()):
+                if conflict:
+                    self.endpoint_queue.add(target)
+            log.debug("resync: %d workload(s) queued over %.1fs", len(keys), self.resync_seconds)
             await self._warm_up()  # an idle operator still keeps a connection for the next signal
 
     # --- triggers ------------------------------------------------------------------
@@ -513,7 +555,9 @@ class Reconciler:
         except ValidationError as exc:
             await self._report_invalid(key, body, exc, now)
             return
-        started = time.monotonic()
+        # The latency clock starts when the trigger reached the reconciler (the signal accepted,
+        # the watch event seen: the queue add this pass serves), not when this pass began.
+        started = self.queue.queued_at(key) or time.monotonic()
         inputs = self.gather_inputs(workload)
         waiting = self.inbox.pending(key)
         if waiting and key in self.holding:
@@ -532,8 +576,24 @@ class Reconciler:
             inputs = inputs.model_copy(update={"workload": workload.model_copy(update={"status": status_in})})
         evaluation = build_evaluation(inputs, now)
         before = workload.status.tier
-        enforced = await self.enforce(workload, evaluation, now)
-        conditions = merge_conditions(evaluation.status.conditions, [enforced])
+        # The tier last enforced: ours, or after a restart the one status reports (None: never
+        # scored, so no change to time). A retry after a failed status write is no new change.
+        enforced_tier = self.effective[key].tier if key in self.effective else before
+        if enforced_tier is not None and enforced_tier is not evaluation.result.tier:
+            # A trust change: its clock runs from the trigger of the pass that computed it until
+            # both paths acknowledge it, in this pass or, after a failure, a later one. The
+            # earliest start wins while it is pending.
+            self._latency_started.setdefault(key, started)
+        enforcement = await self.enforce(workload, evaluation, now)
+        enforced = enforcement.condition
+        ready = build_ready_after_enforcement(
+            evaluation.status.conditions,
+            enforced,
+            workload.metadata.generation,
+            now,
+            workload.status.conditions,
+        )
+        conditions = merge_conditions(evaluation.status.conditions, [enforced, *ready])
         status = evaluation.status.model_copy(
             update={"conditions": build_kstatus_conditions(conditions, workload.metadata.generation, now)}
         ).model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -550,8 +610,15 @@ class Reconciler:
                 before, evaluation.effective, evaluation.result.factors, now, self.instance
             )
             self._in_background(self._push_event(key, event))
-        if before is not evaluation.result.tier and enforced.status == "True":
-            metrics.ENFORCEMENT_LATENCY.observe(time.monotonic() - started)
+        if written and _plan_changed(body, enforced):
+            plan = render_would_enforce_event(evaluation.effective, enforced.message, now, self.instance)
+            self._in_background(self._push_event(key, plan))
+        if key in self._latency_started:
+            if evaluation.effective.mode is Mode.AUDIT:
+                del self._latency_started[key]  # nothing is enforced in audit mode
+            elif enforcement.applied:
+                metrics.ENFORCEMENT_LATENCY.observe(enforcement.acknowledged - self._latency_started.pop(key))
+        if before is not evaluation.result.tier:
             log.log(
                 logging.DEBUG if before is None else logging.INFO,  # first scoring: thousands at start
                 "%s/%s: tier %s -> %s (score %d)",
@@ -575,55 +642,43 @@ class Reconciler:
         except Exception as exc:
             log.warning("%s/%s: could not record event %s: %s", *key, event["reason"], exc)
 
-    async def enforce(self, workload: AIWorkload, evaluation: Evaluation, now: datetime) -> Condition:
+    async def enforce(self, workload: AIWorkload, evaluation: Evaluation, now: datetime) -> Enforcement:
         """Write the NetworkPolicy and the OPA document in parallel; report the outcome."""
         key = (workload.metadata.namespace, workload.metadata.name)
         eff = evaluation.effective
         previous_eff = self.effective.get(key)
         self.effective[key] = eff
         self._index_grants(key, previous_eff, eff)
-        generation = workload.metadata.generation
-        previous = workload.status.conditions
-        np_task = self._apply_workload_policy(workload, eff)
-        opa_task = self._push_opa(eff, previous_eff)
-        np_result, opa_ok = await asyncio.gather(np_task, opa_task, return_exceptions=True)
+        np_result, opa_acks = await asyncio.gather(
+            self._apply_workload_policy(workload, eff),
+            self._push_opa(key, eff, previous_eff),
+            return_exceptions=True,
+        )
+        acknowledged = time.monotonic()
         if previous_eff is None or previous_eff.grants != eff.grants or previous_eff.tier is not eff.tier:
             for grant in eff.grants:
                 self._endpoint_changed((grant.kind, grant.namespace, grant.name))
-        if isinstance(np_result, BaseException):
-            return build_condition(
-                "Enforced",
-                False,
-                "EnforcementFailed",
-                f"NetworkPolicy: {np_result}",
-                generation,
-                now,
-                previous,
-            )
-        if eff.mode is Mode.AUDIT:
-            return build_condition(
-                "Enforced",
-                True,
-                "AuditOnly",
-                "audit mode: policies computed, not written",
-                generation,
-                now,
-                previous,
-            )
-        if np_result == "foreign":
-            return build_condition(
-                "Enforced",
-                False,
-                "PolicyConflict",
-                f"NetworkPolicy {workload_policy_name(key[1])} exists and is not this workload's",
-                generation,
-                now,
-                previous,
-            )
-        message = f"NetworkPolicy {workload_policy_name(key[1])} {np_result}"
-        if self.opa_targets:
-            message += "; OPA " + ("updated" if opa_ok is True else "pending re-sync")
-        return build_condition("Enforced", True, "Enforced", message, generation, now, previous)
+        if isinstance(opa_acks, BaseException):  # not expected: push_document reports, never raises
+            log.error("%s/%s: OPA push failed: %s", *key, opa_acks, exc_info=opa_acks)
+            opa_acks = [(t.url, False) for t in self.opa_targets]
+        opa_failures = [(url, self._opa_failure(url)) for url, ok in opa_acks if not ok]
+        policy_error = str(np_result) if isinstance(np_result, BaseException) else None
+        outcome = "" if isinstance(np_result, BaseException) else np_result
+        condition = build_enforced_condition(
+            mode=eff.mode,
+            policy=workload_policy_name(key[1]),
+            policy_outcome=outcome,
+            policy_error=policy_error,
+            opa_targets=len(self.opa_targets),
+            opa_failures=opa_failures,
+            audit_note=build_plan_note(eff) if eff.mode is Mode.AUDIT else "",
+            generation=workload.metadata.generation,
+            now=now,
+            previous=workload.status.conditions,
+        )
+        # A tier change always changes the OPA document; the NetworkPolicy may stay as it was.
+        changed = outcome in ("created", "updated") or bool(self.opa_targets)
+        return Enforcement(condition, acknowledged, changed and condition.reason == "Enforced")
 
     async def _apply_workload_policy(self, workload: AIWorkload, eff: EffectiveTrust) -> str:
         key = (workload.metadata.namespace, workload.metadata.name)
@@ -653,14 +708,37 @@ class Reconciler:
             self._note_written(key[0], name, result.resource_version)
         return result.outcome
 
-    async def _push_opa(self, eff: EffectiveTrust, previous: EffectiveTrust | None) -> bool:
+    async def _push_opa(
+        self, key: Key, eff: EffectiveTrust, previous: EffectiveTrust | None
+    ) -> list[tuple[str, bool]]:
+        """Push the workload's document to every target at once; (url, acknowledged) for each."""
         if not self.opa_targets:
-            return True
+            return []
         if previous is None or previous.service_accounts != eff.service_accounts:
             self._subjects_changed(eff.namespace)
         path, document = render_opa_workload(eff)
-        results = await asyncio.gather(*(t.push_document(path, document) for t in self.opa_targets))
-        return all(results)
+
+        async def push(target: OpaTarget) -> tuple[str, bool]:
+            ok = await target.push_document(path, document)
+            # Noted before anything else runs: a full sync completing next must see it.
+            waiting = self._opa_unacked.setdefault(target.url, set())
+            if ok:
+                waiting.discard(key)
+            else:
+                waiting.add(key)  # re-queued once the target is fully synced again
+            return target.url, ok
+
+        return list(await asyncio.gather(*(push(t) for t in self.opa_targets)))
+
+    def _opa_failure(self, url: str) -> str:
+        target = next(t for t in self.opa_targets if t.url == url)
+        return target.last_error or "not synced yet"
+
+    def _opa_synced(self, url: str) -> None:
+        """A target holds everything again: reconcile the workloads whose Enforced said it did not."""
+        for key in self._opa_unacked.pop(url, set()):
+            if self.store.get("AIWorkload", *key) is not None:
+                self.queue.add(key)
 
     def _subjects_changed(self, namespace: str) -> None:
         """The service accounts of a namespace's workloads changed: its subjects document is
@@ -685,6 +763,9 @@ class Reconciler:
         self._written_versions.pop((key[0], workload_policy_name(key[1])), None)
         self.holding.discard(key)
         self.fold_due.discard(key)
+        self._latency_started.pop(key, None)
+        for waiting in self._opa_unacked.values():
+            waiting.discard(key)
         eff = self.effective.pop(key, None)
         self._index_grants(key, eff, None)
         metrics.forget_workload(*key)
@@ -725,7 +806,7 @@ class Reconciler:
         body = self.store.get(kind, ns, name)
         if body is None:
             return
-        status = build_object_status(kind, body, self.clock())
+        status = build_object_status(kind, body, self.clock(), self.endpoint_conflicts.get(key))
         if not status_differs(body, status):
             return
         try:
@@ -767,6 +848,7 @@ class Reconciler:
         kind, ns, name = key
         target = self.target(kind, ns, name)
         if isinstance(target, str):
+            self.endpoint_conflicts.pop(key, None)
             return  # gone or invalid: an owned policy is garbage-collected with its owner
         selectors = self.service_selectors({ns})
         if not isinstance(resolve_destination(target, selectors), InClusterDestination):
@@ -779,6 +861,7 @@ class Reconciler:
                     self.kube, ns, endpoint_policy_name(name), endpoint_policy_labels(kind, name)
                 )
                 self.applied_endpoint_policies[key] = ABSENT
+            self._note_conflict(key, "")
             return
         owner = owner_reference(kind, name, target.metadata.uid or "")
         desired = render_endpoint_ingress_policy(target, referencing, owner, selectors)
@@ -794,9 +877,20 @@ class Reconciler:
                 name,
                 result.name,
             )
+            self._note_conflict(
+                key,
+                f"NetworkPolicy {result.name} exists and is not this {kind}'s; ingress not enforced",
+            )
         if result.outcome in ("created", "updated", "unchanged"):
             self.applied_endpoint_policies[key] = fingerprint
             self._note_written(ns, endpoint_policy_name(name), result.resource_version)
+            self._note_conflict(key, "")
+
+    def _note_conflict(self, key: TargetKey, conflict: str) -> None:
+        """Record whether the target's ingress policy clashes; its own status follows."""
+        if self.endpoint_conflicts.get(key) != conflict:
+            self.endpoint_conflicts[key] = conflict
+            self.object_queue.add(key)
 
     def _note_written(self, namespace: str, name: str, resource_version: str | None) -> None:
         if resource_version is None:
@@ -878,6 +972,16 @@ def _refs(body: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def _ref_key(body: dict[str, Any], ref: dict[str, Any]) -> tuple[str, str]:
     return (ref.get("namespace") or body["metadata"]["namespace"], ref.get("name", ""))
+
+
+def _plan_changed(body: dict[str, Any], enforced: Condition) -> bool:
+    """An audit-mode workload whose would-be plan differs from the one its stored status reports."""
+    if enforced.reason != "AuditOnly":
+        return False
+    old = next(
+        (c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Enforced"), None
+    )
+    return old is None or old.get("reason") != "AuditOnly" or old.get("message") != enforced.message
 
 
 def _previous_conditions(body: dict[str, Any]) -> list[Condition]:

@@ -8,6 +8,10 @@ Argo CD and Flux.
 
 Ready reasons: ``Accepted`` (True), ``InvalidSpec`` (False: the object does not parse),
 ``InvalidPolicy`` (False: the policy parses but some rules or overrides are skipped).
+
+A ModelEndpoint or DataSource whose ingress policy cannot be written, because a NetworkPolicy
+of that name exists and is not ours, carries ``Enforced=False`` with reason ``PolicyConflict``
+(and so ``Stalled``) until the clash is gone; the condition is absent otherwise.
 """
 
 from __future__ import annotations
@@ -50,8 +54,15 @@ def _previous(body: Mapping[str, Any]) -> list[Condition]:
     return out
 
 
-def build_object_status(kind: str, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """``observedGeneration`` and the conditions for one object, as the status patch to write."""
+def build_object_status(
+    kind: str, body: Mapping[str, Any], now: datetime, ingress_conflict: str | None = None
+) -> dict[str, Any]:
+    """``observedGeneration`` and the conditions for one object, as the status patch to write.
+
+    ``ingress_conflict``: why the target's ingress policy could not be written (a foreign policy
+    holds its name), "" when it could be (or is not needed), None when not known yet (a fresh
+    start): then a reported conflict stays until the ingress policy has been tried again.
+    """
     generation = (body.get("metadata") or {}).get("generation")
     previous = _previous(body)
     model: BaseModel | None = None
@@ -71,7 +82,15 @@ def build_object_status(kind: str, body: Mapping[str, Any], now: datetime) -> di
         else:
             ready = build_condition("Ready", True, "Accepted", "valid", generation, now, previous)
     kept = [c for c in previous if c.type not in ("Ready", "Reconciling", "Stalled")]
-    conditions = build_kstatus_conditions([ready, *kept], generation, now)
+    if ingress_conflict is not None:
+        kept = [c for c in kept if not (c.type == "Enforced" and c.reason == "PolicyConflict")]
+    if ingress_conflict:
+        kept.append(
+            build_condition("Enforced", False, "PolicyConflict", ingress_conflict, generation, now, previous)
+        )
+    # The previous Stalled/Reconciling go in too: not kept, but their transition time is.
+    kstatus = [c for c in previous if c.type in ("Reconciling", "Stalled")]
+    conditions = build_kstatus_conditions([ready, *kept, *kstatus], generation, now)
     return {
         "observedGeneration": generation,
         "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],

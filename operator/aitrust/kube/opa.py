@@ -33,11 +33,15 @@ class OpaTarget:
     policies: dict[str, str]  # policy id -> Rego source
     full_data: FullData
     on_error: Callable[[str], None] = lambda _url: None
+    # Called after each successful full sync: the caller re-checks what it reported as not acked.
+    on_synced: Callable[[str], None] = lambda _url: None
     check_interval: float = 2.0
     timeout: float = 10.0
     revision: str = ""
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     token_file: str | None = None
+    # Why the last write or sync failed; None once a full sync succeeds.
+    last_error: str | None = None
     _client: httpx.AsyncClient | None = None
     _task: asyncio.Task[None] | None = None
     _resync: asyncio.Event = field(default_factory=asyncio.Event)
@@ -89,12 +93,14 @@ class OpaTarget:
         self._pushed.clear()
         self._parents = {(OPA_ROOT,), *_objects((OPA_ROOT,), data)}
         self.revision = revision
+        self.last_error = None
         self.synced.set()
         log.info("OPA %s fully synced (revision %s)", self.url, revision[:8])
         if self._held:
             held, self._held = self._held, {}
             self._outbox.update(held)
             self._start_flush()
+        self.on_synced(self.url)
 
     async def push_document(self, path: list[str], document: dict[str, Any] | None) -> bool:
         """Queue one small incremental write; writes queued meanwhile go out as one JSON Patch.
@@ -127,6 +133,7 @@ class OpaTarget:
                 ok = True
             except httpx.HTTPError as exc:
                 log.warning("OPA %s write failed (%r); scheduling a full re-sync", self.url, exc)
+                self.last_error = _describe(exc)
                 self.on_error(self.url)
                 self.request_resync()
                 ok = False
@@ -188,12 +195,18 @@ class OpaTarget:
                 raise
             except Exception as exc:  # any failure means: retry with backoff
                 log.warning("OPA %s unreachable or failing (%s); retrying in %.1fs", self.url, exc, backoff)
+                self.last_error = _describe(exc)
                 self.on_error(self.url)
                 self._pushed.clear()
                 self.synced.clear()
                 self._resync.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _digest(document: dict[str, Any] | None) -> str | None:
