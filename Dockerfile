@@ -11,7 +11,7 @@ FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 65532 aitrust \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --shell /usr/sbin/nologin aitrust
 COPY --from=build /wheels /wheels
-RUN python -m pip install --no-cache-dir --no-index --find-links /wheels aitrust \
+RUN python -m pip install --no-cache-dir --no-index --find-links /wheels /wheels/aitrust-*.whl \
  && rm -rf /wheels
 COPY policies /opt/aitrust/policies
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp AITRUST_POLICY_DIR=/opt/aitrust/policies

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from aitrust.api.crdgen import KINDS
 from aitrust.testing.cluster import LocalControlPlane, OpaServer, wait_until
 from aitrust.testing.processes import ManagedProcess, wait_for
 from aitrust.testing.testbin import find_binary
@@ -61,11 +62,11 @@ def install_crds(kubectl: Kubectl) -> None:
         "app.kubernetes.io/part-of=aitrust",
     )
     # kubectl caches discovery from before the CRDs existed; `explain aiw` then finds no such
-    # type. api-resources reads it afresh (and refreshes the cache) until the new kinds show.
+    # type. api-resources reads it afresh (and refreshes the cache) until every new kind shows.
+    kinds = {f"{info.plural}.aitrust.dev" for info in KINDS}
     wait_until(
         lambda: (
-            "aiworkloads.aitrust.dev"
-            in kubectl.run("api-resources", "--api-group=aitrust.dev", "-o", "name").stdout
+            kinds <= set(kubectl.run("api-resources", "--api-group=aitrust.dev", "-o", "name").stdout.split())
         ),
         timeout=30,
     )

@@ -15,7 +15,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,25 @@ ROLE = "arn:aws:iam::123456789012:role/bedrock-app"
 
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@contextlib.contextmanager
+def progress(what: str, every: float = 5.0) -> Iterator[None]:
+    """A line every few seconds while a slow step runs, so the demo never looks stuck."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            say(f"    ... {what} ({time.monotonic() - started:.0f}s)")
+
+    ticker = threading.Thread(target=tick, name="demo progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
 
 
 class Demo:
@@ -69,7 +90,8 @@ class Demo:
             "input": {
                 "subject": {"namespace": NS, "workload": workload},
                 "resource": {"kind": kind, "namespace": NS, "name": target},
-                "action": "invoke",
+                # The action vocabulary is per kind: models are invoked, data is read or written.
+                "action": "invoke" if kind == "ModelEndpoint" else "read",
             }
         }
         result: dict[str, Any] = httpx.post(
@@ -90,9 +112,13 @@ class Demo:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         say("1/6 starting etcd, kube-apiserver (RBAC on), kube-controller-manager and OPA on loopback ...")
         started = time.monotonic()
-        self.cp = LocalControlPlane(workdir=STATE_DIR / "cluster", keep_workdir=True, detached=True).start()
+        with progress("waiting for the control plane to answer"):
+            cp = LocalControlPlane(workdir=STATE_DIR / "cluster", keep_workdir=True, detached=True)
+            self.cp = cp.start()
+        say(f"    control plane up ({time.monotonic() - started:.1f}s); starting OPA ...")
         self.opa = OpaServer(workdir=STATE_DIR / "opa")
-        self.opa.start()
+        with progress("waiting for OPA"):
+            self.opa.start()
         assert self.opa.process is not None
         self.opa.process.die_with_parent = False
         say(
@@ -101,8 +127,10 @@ class Demo:
         )
         self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         self.kubectl("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=aitrust")
+        say("    CRDs installed and established")
         self.kubectl("create", "namespace", NS)
         wait_until(lambda: self.kubectl("get", "sa", "default", "-n", NS) is not None, timeout=30)
+        say(f"    namespace {NS} ready")
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -134,7 +162,9 @@ class Demo:
             die_with_parent=False,
         ).start()
         op = self.operator
-        wait_for("operator sync", lambda: "aitrust operator synced" in op.log_path.read_text(), 60, [op])
+        say(f"    operator started (pid {op.pid}), waiting for it to sync ...")
+        with progress("waiting for the operator to sync"):
+            wait_for("operator sync", lambda: "aitrust operator synced" in op.log_path.read_text(), 60, [op])
         self._save_state()
         say(f"    operator running (pid {op.pid}); signal API {self.signals}; metrics {self.metrics}")
 
@@ -142,11 +172,19 @@ class Demo:
         say(f"2/6 applying the AI estate ({ESTATE.relative_to(ROOT)}) into namespace {NS} ...")
         self.kubectl("apply", "-n", NS, "-f", str(ESTATE))
 
-        def scored() -> bool:
-            items = json.loads(self.kubectl("get", "aiw", "-n", NS, "-o", "json"))["items"]
-            return len(items) == 5 and all((i.get("status") or {}).get("matchedPods") for i in items)
+        seen = (-1, -1)
 
-        wait_until(scored, timeout=60, interval=0.5)
+        def scored() -> bool:
+            nonlocal seen
+            items = json.loads(self.kubectl("get", "aiw", "-n", NS, "-o", "json"))["items"]
+            done = sum(1 for i in items if (i.get("status") or {}).get("matchedPods"))
+            if (done, len(items)) != seen:
+                seen = (done, len(items))
+                say(f"    {done}/{len(items)} AIWorkloads scored")
+            return len(items) == 5 and done == 5
+
+        with progress("waiting for the operator to score the estate"):
+            wait_until(scored, timeout=60, interval=0.5)
 
     def show_table(self, title: str) -> None:
         say(title)
@@ -234,8 +272,9 @@ class Demo:
             result: list[Any] = r.json().get("shadowAI", [])
             return result
 
-        shadows = wait_until(found, timeout=30, interval=0.5)
         say("6/6 shadow AI (running, but declared by no AIWorkload):")
+        with progress("waiting for the shadow-AI inventory to classify the running pods"):
+            shadows = wait_until(found, timeout=30, interval=0.5)
         for s in shadows:
             print(
                 f"    {s['namespace']}/{s['kind']}/{s['name']}: {s['category']} "

@@ -81,3 +81,30 @@ def test_tier_ordering() -> None:
     assert api.Tier.TRUSTED.meets(api.Tier.RESTRICTED)
     assert not api.Tier.QUARANTINED.meets(api.Tier.RESTRICTED)
     assert yaml.safe_load(render_crd_yaml(KINDS[0]))["spec"]["names"]["shortNames"] == ["aiw"]
+
+
+def test_only_user_written_kinds_require_a_spec_and_shadow_ai_reports_take_none() -> None:
+    by_kind = {info.kind: build_crd(info)["spec"]["versions"][0] for info in KINDS}
+    required = {k: v["schema"]["openAPIV3Schema"].get("required", []) for k, v in by_kind.items()}
+    assert required == {
+        "AIWorkload": ["spec"],
+        "ModelEndpoint": ["spec"],
+        "DataSource": ["spec"],
+        "TrustPolicy": [],
+        "ShadowAIReport": [],
+    }
+    report = by_kind["ShadowAIReport"]
+    spec = report["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    # An object that must stay empty: no fields, none preserved. No `properties: {}` (the API
+    # server drops it when storing, and server-side apply would then conflict with itself).
+    assert spec == {
+        "type": "object",
+        "maxProperties": 0,
+        "description": "Empty: nothing to configure. The operator writes the findings to status.",
+    }
+    status = report["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert set(status["properties"]) == {"count", "workloads", "conditions"}
+    assert report["subresources"] == {"status": {}}
+    assert [c["name"] for c in report["additionalPrinterColumns"]] == ["Count", "Age"]
+    names = build_crd(next(i for i in KINDS if i.kind == "ShadowAIReport"))["spec"]["names"]
+    assert names["shortNames"] == ["sair"] and names["categories"] == ["aitrust"]

@@ -37,6 +37,10 @@ MONITORING_CRDS = Path(__file__).with_name("monitoring-crds.yaml")
 RULES = ROOT / "deploy" / "prometheus" / "aitrust-rules.yaml"
 
 
+FULLNAME = "ait-aitrust-operator"
+ROLE_LABEL = "aitrust.dev/role"
+
+
 def _args(manifests: list[Manifest]) -> list[str]:
     args: list[str] = container(manifests)["args"]
     return args
@@ -132,6 +136,17 @@ def test_rendered_crds_are_the_generated_crds_plus_keep() -> None:
         assert crd == generated[name], f"{name} differs from crds/"
 
 
+def test_artifacthub_lists_every_generated_crd() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    listed = yaml.safe_load(chart["annotations"]["artifacthub.io/crds"])
+    generated = _generated_crds()
+    assert {c["name"] for c in listed} == set(generated)
+    for entry in listed:
+        crd = generated[entry["name"]]
+        assert entry["kind"] == crd["spec"]["names"]["kind"]
+        assert entry["version"] == crd["spec"]["versions"][0]["name"]
+
+
 def test_crds_keep_and_enabled_toggles() -> None:
     not_kept = of_kind(template(sets=["crds.keep=false"]), "CustomResourceDefinition")
     assert len(not_kept) == len(_generated_crds())
@@ -213,9 +228,14 @@ def test_service_monitor_scrapes_metrics_port_with_honor_labels() -> None:
     assert endpoint["port"] == "metrics"
     assert endpoint["honorLabels"] is True
     assert endpoint["interval"] == "15s"
-    service = one(manifests, "Service")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+    # It selects the metrics Service (every replica), not the signal Service (the leader only).
+    selected = [
+        s
+        for s in of_kind(manifests, "Service")
+        if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]
+    assert [s["metadata"]["name"] for s in selected] == ["ait-aitrust-operator-metrics"]
+    assert [p["name"] for p in selected[0]["spec"]["ports"]] == ["metrics"]
     # No metrics port, no monitor.
     off = template(sets=["serviceMonitor.enabled=true", "metrics.enabled=false"])
     assert of_kind(off, "ServiceMonitor") == []
@@ -317,6 +337,12 @@ def test_ha_spreads_replicas_and_budgets_disruptions() -> None:
     pdb = one(manifests, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"] == deploy["spec"]["selector"]
+    # Every replica is Ready (the standby too), so the budget allows one eviction; a rollout
+    # surges a new (standby, Ready) Pod before it stops an old one.
+    assert deploy["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     assert "--leader-elect" in _args(manifests)
     # An explicit affinity wins over the generated one.
     custom = template(sets=["replicas=3", "affinity.nodeAffinity.x=y"])
@@ -353,8 +379,10 @@ def test_enforce_with_opa_scenario_flags_and_mounts() -> None:
     assert policy["metadata"] == policy["metadata"] | {"name": "default", "namespace": "ci-ai-serving"}
     assert policy["spec"]["mode"] == "enforce"
     assert policy["spec"]["thresholds"] == {"trusted": 85, "restricted": 55}
-    service_ports = {p["name"]: p["port"] for p in one(manifests, "Service")["spec"]["ports"]}
-    assert service_ports == {"signals": 8443, "metrics": 9090, "opa-bundle": 8082}
+    service_ports = {p["name"]: p["port"] for p in one(manifests, "Service", FULLNAME)["spec"]["ports"]}
+    assert service_ports == {"signals": 8443, "opa-bundle": 8082}
+    metrics = one(manifests, "Service", f"{FULLNAME}-metrics")["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in metrics] == [("metrics", 9090)]
 
 
 def test_trust_policies_wait_for_their_api() -> None:
@@ -379,8 +407,9 @@ def test_minimal_scenario() -> None:
     assert "--metrics-port=0" in args
     assert "--workers=2" in args
     assert not any(a.startswith("--signals-tls") for a in args)
-    ports = one(manifests, "Service")["spec"]["ports"]
+    ports = one(manifests, "Service", FULLNAME)["spec"]["ports"]
     assert [(p["name"], p["appProtocol"]) for p in ports] == [("signals", "http")]
+    assert [s["metadata"]["name"] for s in of_kind(manifests, "Service")] == [FULLNAME]
     assert [s["metadata"]["name"] for s in of_kind(manifests, "Secret")] == [
         "ait-aitrust-operator-signals-auth"
     ]
@@ -389,6 +418,8 @@ def test_minimal_scenario() -> None:
 def test_no_service_without_ports() -> None:
     manifests = template(sets=["signals.enabled=false", "metrics.enabled=false"])
     assert of_kind(manifests, "Service") == []
+    metrics_only = template(sets=["signals.enabled=false"])
+    assert [s["metadata"]["name"] for s in of_kind(metrics_only, "Service")] == [f"{FULLNAME}-metrics"]
     assert of_kind(manifests, "Secret") == []
     args = _args(manifests)
     assert "--signals-port=0" in args and "--metrics-port=0" in args
@@ -591,6 +622,7 @@ def test_helm_install_upgrade_uninstall(kubectl: Kubectl, namespace: str, contro
         assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == fullname
         kubectl.run("get", "serviceaccount", fullname, "-n", namespace)
         kubectl.run("get", "service", fullname, "-n", namespace)
+        kubectl.run("get", "service", f"{fullname}-metrics", "-n", namespace)
         kubectl.run("get", "networkpolicy", fullname, "-n", namespace)
         kubectl.run(
             "get",
@@ -733,3 +765,31 @@ def test_rendered_args_are_accepted_by_the_operator(scenario: Path) -> None:
     args = build_parser().parse_args(["run", *_args(template(values_files=[scenario]))])
     options = OperatorOptions.from_args(args)
     assert options.health_port == 8081
+
+
+# --- high availability: the signal Service reaches the leader only --------------------------
+
+
+def test_signal_service_selects_the_leader_and_metrics_every_replica() -> None:
+    manifests = template(values_files=[CHART / "ci" / "enforce-with-opa-values.yaml"], sets=["replicas=2"])
+    pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = one(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+    signals = one(manifests, "Service", FULLNAME)["spec"]
+    assert {p["name"] for p in signals["ports"]} == {"signals", "opa-bundle"}
+    assert signals["selector"] == {**selector, ROLE_LABEL: "leader"}
+    # The role label is the operator's to set at run time, never the chart's.
+    assert ROLE_LABEL not in pod_labels
+    metrics = one(manifests, "Service", f"{FULLNAME}-metrics")["spec"]
+    assert metrics["selector"] == selector
+    assert ROLE_LABEL not in metrics["selector"]
+    # Without leader election there is one active replica and no role label.
+    single = one(template(sets=["leaderElection.enabled=false"]), "Service", FULLNAME)["spec"]
+    assert single["selector"] == selector
+
+
+def test_pdb_must_allow_an_eviction() -> None:
+    error = template_error(sets=["replicas=2", "pdb.minAvailable=2"])
+    assert "pdb.minAvailable (2) must be below replicas (2)" in error
+    # Percentages are the user's call; a single replica has no budget at all.
+    assert one(template(sets=["replicas=3", "pdb.minAvailable=50%"]), "PodDisruptionBudget")
+    assert of_kind(template(sets=["pdb.minAvailable=1"]), "PodDisruptionBudget") == []

@@ -16,7 +16,20 @@ from aitrust.testing.cluster import LocalControlPlane, wait_until
 from aitrust.testing.processes import free_port
 from tests.charts.test_rbac import Installed, _install
 from tests.conftest import Kubectl, operator_process
+from tests.integration.test_shadow_ai import shadow_ai_report, without_policy_report_crd
 from tests.integration.test_signals import falco_event, setup_estate
+
+# An AI pod that no AIWorkload declares (no kubelet runs it: the classifier reads its spec).
+UNDECLARED_OLLAMA = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "ollama", "labels": {"app": "ollama"}},
+    "spec": {
+        "containers": [
+            {"name": "ollama", "image": "ollama/ollama:0.5.7", "ports": [{"containerPort": 11434}]}
+        ]
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +62,7 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
     as_operator = Kubectl(kubeconfig)
     workloads_ns = installed.other
     setup_estate(kubectl, workloads_ns)
+    without_policy_report_crd(kubectl)  # so shadow AI goes to a ShadowAIReport
     # The chart's model: the token Secret lives in the operator's own namespace.
     token = base64.b64encode(b"a-long-enough-signal-token").decode()
     kubectl.run(
@@ -67,6 +81,23 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
         ),
     )
     lease = installed.service_account.rsplit(":", 1)[1]
+    # Its own Pod, as the Deployment would have made it (no kubelet runs it; it is an API object).
+    own_pod = "aitrust-operator-sa-0"
+    kubectl.run(
+        "apply",
+        "-n",
+        installed.namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": own_pod, "labels": {"app.kubernetes.io/name": "aitrust-operator"}},
+                "spec": {"containers": [{"name": "operator", "image": "registry.example.com/aitrust:test"}]},
+            }
+        ),
+    )
     port = free_port()
     proc = operator_process(
         control_plane,
@@ -78,7 +109,7 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
         f"--signals-port={port}",
         "--signals-host=127.0.0.1",
         "--signals-token-secret=tokens",
-        env={"KUBECONFIG": str(kubeconfig)},
+        env={"KUBECONFIG": str(kubeconfig), "POD_NAME": own_pod, "POD_NAMESPACE": installed.namespace},
         kubeconfig=kubeconfig,
     )
     try:
@@ -109,7 +140,31 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
         )
         assert r.status_code == 200, r.text
         assert r.json()["accepted"] == 1
+        # Leadership: the Role lets it label its own Pod, which the signal Service selects.
+        wait_until(
+            lambda: (
+                kubectl.json("get", "pod", own_pod, "-n", installed.namespace)["metadata"]["labels"].get(
+                    "aitrust.dev/role"
+                )
+                == "leader"
+            ),
+            timeout=20,
+        )
+        # Shadow AI: its namespace's ShadowAIReport is listed, created and status-patched, and
+        # deleted once the shadow workload is gone.
+        kubectl.run("apply", "-n", workloads_ns, "-f", "-", input=json.dumps(UNDECLARED_OLLAMA))
+        report = wait_until(
+            lambda: (
+                (shadow_ai_report(kubectl, workloads_ns) or {}).get("status", {}).get("count") == 1
+                and shadow_ai_report(kubectl, workloads_ns)
+            ),
+            timeout=30,
+        )
+        assert [w["name"] for w in report["status"]["workloads"]] == ["ollama"]
+        kubectl.run("delete", "pod", "ollama", "-n", workloads_ns, "--grace-period=0", "--force")
+        wait_until(lambda: shadow_ai_report(kubectl, workloads_ns) is None, timeout=30)
         assert "forbidden" not in proc.log_path.read_text().lower()
+        assert "cannot label Pod" not in proc.log_path.read_text()
     finally:
         proc.stop()
 
@@ -118,6 +173,8 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
         ("get", "secrets", "-n", workloads_ns),
         ("delete", "pod", "agent-0", "-n", workloads_ns),
         ("create", "clusterrolebinding", "x", "--clusterrole=cluster-admin", "--user=x"),
+        # Pods are patchable in its own namespace only: not the workloads it watches.
+        ("label", "pod", "agent-0", "-n", workloads_ns, "aitrust.dev/role=leader"),
     ]
     for args in denied:
         out = as_operator.run(*args, check=False)

@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 
 from aitrust.testing.processes import wait_for
-from tests.charts.helm import CHART, SCENARIOS, helm, of_kind, one, template, unique_release, walk_strings
+from tests.charts.helm import (
+    CHART,
+    SCENARIOS,
+    container,
+    helm,
+    of_kind,
+    one,
+    template,
+    unique_release,
+    walk_strings,
+)
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.integration
@@ -67,6 +77,9 @@ def test_cluster_roles_grant_exactly_what_the_operator_needs() -> None:
     # Only the verbs the operator's calls use: status is merge-patched, policies are PUT
     # (update), reports are read and PUT, events and leases are created and PUT.
     expected |= {("aitrust.dev", f"{k}/status", "patch") for k in kinds}
+    # ShadowAIReports (no PolicyReport CRD): listed, created, status merge-patched, deleted.
+    expected |= {("aitrust.dev", "shadowaireports", v) for v in ("list", "create", "delete")}
+    expected |= {("aitrust.dev", "shadowaireports/status", "patch")}
     expected |= {("networking.k8s.io", "networkpolicies", v) for v in (*read, "create", "update", "delete")}
     expected |= {("wgpolicyk8s.io", "policyreports", v) for v in ("get", "create", "update")}
     expected |= {(g, "events", "create") for g in ("", "events.k8s.io")}
@@ -76,7 +89,13 @@ def test_cluster_roles_grant_exactly_what_the_operator_needs() -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in read
     }
     leases = _grants(one(manifests, "Role", "ait-aitrust-operator-leader-election")["rules"])
-    assert leases == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    # Leases, and each instance's own Pod: read, and merge-patched with its role label.
+    assert leases == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")} | {
+        ("", "pods", v) for v in ("get", "patch")
+    }
+    assert one(manifests, "Role", "ait-aitrust-operator-leader-election")["metadata"]["namespace"] == (
+        "aitrust-system"
+    )
     journal = _grants(one(manifests, "Role", "ait-aitrust-operator-signal-journal")["rules"])
     assert journal == {("", "configmaps", v) for v in ("list", "create", "delete")}
     assert of_kind(template(sets=["leaderElection.enabled=false", "signals.enabled=false"]), "Role") == [
@@ -162,6 +181,10 @@ ALLOWED = [
     ("watch", "trustpolicies.aitrust.dev", ("--all-namespaces",), ""),
     ("patch", "aiworkloads.aitrust.dev", ("-n", "@OTHER@"), "status"),
     ("patch", "modelendpoints.aitrust.dev", ("-n", "@OTHER@"), "status"),
+    ("list", "shadowaireports.aitrust.dev", ("--all-namespaces",), ""),
+    ("create", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), ""),
+    ("delete", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), ""),
+    ("patch", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), "status"),
     ("create", "networkpolicies.networking.k8s.io", ("-n", "@OTHER@"), ""),
     ("delete", "networkpolicies.networking.k8s.io", ("-n", "@OTHER@"), ""),
     ("create", "events", ("-n", "@OTHER@"), ""),
@@ -171,6 +194,8 @@ ALLOWED = [
     ("watch", "secrets", ("-n", "@OWN@"), ""),
     ("create", "leases.coordination.k8s.io", ("-n", "@OWN@"), ""),
     ("update", "leases.coordination.k8s.io", ("-n", "@OWN@"), ""),
+    ("get", "pods", ("-n", "@OWN@"), ""),
+    ("patch", "pods", ("-n", "@OWN@"), ""),
     ("create", "configmaps", ("-n", "@OWN@"), ""),
     ("delete", "configmaps", ("-n", "@OWN@"), ""),
 ]
@@ -181,11 +206,21 @@ DENIED = [
     ("create", "secrets", ("-n", "@OWN@"), ""),
     ("delete", "pods", ("-n", "@OTHER@"), ""),
     ("patch", "pods", ("-n", "@OTHER@"), ""),
+    ("patch", "pods", ("-n", "default"), ""),
+    ("patch", "pods", ("-n", "@OWN@"), "status"),
+    ("update", "pods", ("-n", "@OWN@"), ""),
+    ("delete", "pods", ("-n", "@OWN@"), ""),
+    ("create", "pods", ("-n", "@OWN@"), ""),
     ("create", "pods", ("-n", "@OTHER@"), "exec"),
     ("patch", "aiworkloads.aitrust.dev", ("-n", "@OTHER@"), ""),
     ("update", "aiworkloads.aitrust.dev", ("-n", "@OTHER@"), ""),
     ("delete", "aiworkloads.aitrust.dev", ("-n", "@OTHER@"), ""),
     ("create", "trustpolicies.aitrust.dev", ("-n", "@OTHER@"), ""),
+    # Its own reports: status is the only part it writes; the object is never replaced.
+    ("patch", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), ""),
+    ("update", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), ""),
+    ("update", "shadowaireports.aitrust.dev", ("-n", "@OTHER@"), "status"),
+    ("watch", "shadowaireports.aitrust.dev", ("--all-namespaces",), ""),
     ("create", "clusterroles.rbac.authorization.k8s.io", (), ""),
     ("create", "rolebindings.rbac.authorization.k8s.io", ("-n", "@OWN@"), ""),
     ("escalate", "clusterroles.rbac.authorization.k8s.io", (), ""),
@@ -256,11 +291,27 @@ def test_namespaced_install_is_confined(kubectl: Kubectl, namespaced: Installed)
     who = namespaced
     assert can(kubectl, who, "list", "pods", "-n", who.other)
     assert can(kubectl, who, "patch", "aiworkloads.aitrust.dev", "-n", who.other, subresource="status")
+    assert can(kubectl, who, "list", "shadowaireports.aitrust.dev", "-n", who.other)
     assert can(kubectl, who, "create", "networkpolicies.networking.k8s.io", "-n", who.other)
     assert can(kubectl, who, "list", "namespaces")
     assert can(kubectl, who, "get", "secrets", "-n", who.namespace)
     # Outside the watched namespace: nothing namespaced, and no cluster-wide listing.
     assert not can(kubectl, who, "list", "pods", "--all-namespaces")
+    assert not can(kubectl, who, "list", "shadowaireports.aitrust.dev", "--all-namespaces")
+    assert not can(kubectl, who, "create", "shadowaireports.aitrust.dev", "-n", "default")
     assert not can(kubectl, who, "list", "pods", "-n", "default")
     assert not can(kubectl, who, "create", "networkpolicies.networking.k8s.io", "-n", "default")
     assert not can(kubectl, who, "get", "secrets", "-n", who.other)
+
+
+def test_shadow_adopt_adds_only_create_on_aiworkloads_and_trustpolicies() -> None:
+    base = template()
+    adopt = template(sets=["shadowAI.adopt=true"])
+    added = set()
+    for name in ("ait-aitrust-operator", "ait-aitrust-operator-cluster"):
+        added |= _grants(one(adopt, "ClusterRole", name)["rules"]) - _grants(
+            one(base, "ClusterRole", name)["rules"]
+        )
+    assert added == {("aitrust.dev", "aiworkloads", "create"), ("aitrust.dev", "trustpolicies", "create")}
+    assert "--shadow-adopt" in container(adopt)["args"]
+    assert "--shadow-adopt" not in container(base)["args"]

@@ -259,3 +259,51 @@ def test_the_whole_corpus_scans(capsys: pytest.CaptureFixture[str]) -> None:
             assert w["ai"]["isAI"], w["name"]
     shadow = [w for w in doc["workloads"] if w["ai"]["isAI"] and not w["managed"]]
     assert doc["summary"]["shadowAI"] == len(shadow) > 40
+
+
+def _document_starts(path: Path) -> set[int]:
+    """1-based lines where a YAML document's content begins (after `---`, comments, blanks)."""
+    starts, expecting = set(), True
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("---"):
+            expecting = True
+        elif expecting and stripped and not stripped.startswith("#"):
+            starts.add(number)
+            expecting = False
+    return starts
+
+
+def test_sarif_over_the_whole_corpus_locates_every_result(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, str(CORPUS), "-o", "sarif")
+    assert code == 0
+    [run] = json.loads(out)["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    ids = [r["id"] for r in rules]
+    assert len(ids) == len(set(ids)) and set(CHECKS) | {"AIT-S001"} == set(ids)
+    for rule in rules:
+        assert re.fullmatch(r"AIT-[PS][0-9]{3}", rule["id"])
+        assert rule["help"]["text"].startswith("Remediation:") and rule["help"]["markdown"]
+    by_file: dict[str, set[str]] = {}
+    root = Path.cwd()
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        [location] = result["locations"]
+        physical = location["physicalLocation"]
+        uri = physical["artifactLocation"]["uri"]
+        path = Path(uri) if uri.startswith("/") else root / uri
+        assert path.is_file() and CORPUS in path.resolve().parents, uri
+        assert physical["region"]["startLine"] in _document_starts(path), (uri, physical["region"])
+        by_file.setdefault(path.resolve().relative_to(CORPUS).as_posix(), set()).add(result["ruleId"])
+    ai_files = {p.relative_to(CORPUS).as_posix() for p in (CORPUS / "ai").rglob("*.yaml")}
+    non_ai_files = {p.relative_to(CORPUS).as_posix() for p in (CORPUS / "non-ai").rglob("*.yaml")}
+    shadow_files = {f for f, found in by_file.items() if "AIT-S001" in found}
+    # Every AI manifest is reported as shadow AI; no ordinary service is (no false positive).
+    assert ai_files <= shadow_files
+    assert not shadow_files & non_ai_files
+    # The non-AI manifests are still posture-checked, and their findings located.
+    assert len(non_ai_files & set(by_file)) > len(non_ai_files) / 2
+    # SARIF and JSON agree on the shadow-AI count.
+    _, json_out, _ = _run(capsys, str(CORPUS), "-o", "json")
+    shadow_results = [r for r in run["results"] if r["ruleId"] == "AIT-S001"]
+    assert len(shadow_results) == json.loads(json_out)["summary"]["shadowAI"]

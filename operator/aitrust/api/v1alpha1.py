@@ -611,6 +611,38 @@ class PolicyStatus(TargetStatus):
     pass
 
 
+# --- ShadowAIReport (written by the operator only) ---------------------------------
+
+
+class ShadowAIWorkload(Model):
+    kind: str = Field(description="Kind of the owning workload: Deployment, StatefulSet, Job, Pod, ...")
+    name: str = Field(description="Name of the owning workload.")
+    pods: int = Field(ge=0, description="Pods of it that look like AI.")
+    category: str | None = Field(
+        default=None, description="inference, agent, training, notebook or datastore."
+    )
+    confidence: float = Field(ge=0, le=1, description="Classifier confidence, 0-1.")
+    evidence: list[str] = Field(default_factory=list, description="The strongest evidence, strongest first.")
+
+
+class ShadowAIReportSpec(Model):
+    """Empty: a ShadowAIReport has nothing to configure; its findings are in status."""
+
+
+class ShadowAIReportStatus(Model):
+    count: int = Field(
+        default=0, ge=0, description="AI workloads of the namespace that no AIWorkload selects."
+    )
+    workloads: list[ShadowAIWorkload] = Field(
+        default_factory=list, description="Each such workload, with its evidence."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (True while the report is current).",
+        json_schema_extra=LIST_MAP_BY_TYPE,
+    )
+
+
 # --- whole objects ----------------------------------------------------------------
 
 
@@ -655,6 +687,12 @@ class TrustPolicy(Resource):
     kind: Literal["TrustPolicy"] = "TrustPolicy"
     spec: TrustPolicySpec = Field(default_factory=TrustPolicySpec)
     status: PolicyStatus = Field(default_factory=PolicyStatus)
+
+
+class ShadowAIReport(Resource):
+    kind: Literal["ShadowAIReport"] = "ShadowAIReport"
+    spec: ShadowAIReportSpec = Field(default_factory=ShadowAIReportSpec)
+    status: ShadowAIReportStatus = Field(default_factory=ShadowAIReportStatus)
 
 
 Target = Annotated[ModelEndpoint | DataSource, Field(discriminator="kind")]

@@ -101,33 +101,55 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo["reconciler"] = reconciler
     memo["leading"] = False
+    memo["standby"] = False
     if options.health_port:
         from aitrust.server.health import start_health_server
 
         memo["health_runner"] = await start_health_server(
-            options.health_host,
-            options.health_port,
-            lambda: bool(memo["leading"]) and reconciler.synced.is_set(),
+            options.health_host, options.health_port, lambda: is_ready(memo, reconciler)
         )
     # Startup must return for kopf to watch (and to serve liveness): lead in the background.
     memo["lead_task"] = asyncio.create_task(lead(memo, kube, reconciler, options))
 
 
+def is_ready(memo: Any, reconciler: Reconciler) -> bool:
+    """Readiness means "healthy and able to take over": a standby is Ready once it is labelled
+    standby (its kopf watches keep the store warm meanwhile); the leader once it is synced.
+    Signals still reach the leader alone: the Service selects the ``leader`` role label."""
+    if memo["leading"]:
+        return reconciler.synced.is_set()
+    return bool(memo["standby"])
+
+
 async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorOptions) -> None:
+    role = None
     if options.leader_elect:
-        from aitrust.kube.leader import LeaderElector
+        from aitrust.kube.leader import LEADER, STANDBY, LeaderElector, PodRole
 
         if not options.leader_namespace:
             raise kopf.PermanentError("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)")
         elector = LeaderElector(
             kube, options.leader_namespace, options.leader_lease, identity=os.environ.get("POD_NAME")
         )
+        memo["elector"] = elector
+        # Standby first, before reporting Ready: a container restarted after it lost the Lease
+        # must not keep the leader label (and the signals) it had.
+        role = PodRole(kube, os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE"))
+        await role.set(STANDBY)
+        memo["standby"] = True
         await elector.wait_for_leadership()
+        memo["standby"] = False  # not Ready while the new leader syncs
         memo["hold_task"] = asyncio.create_task(elector.hold())
     await reconciler.start()
     from aitrust.controller.shadow import ShadowInventory
 
-    shadow = ShadowInventory(kube, reconciler.store, specs=reconciler.specs)
+    shadow = ShadowInventory(
+        kube,
+        reconciler.store,
+        specs=reconciler.specs,
+        adopt=options.shadow_adopt,
+        namespaces=reconciler.namespaces,
+    )
     shadow.start()
     memo["shadow"] = shadow
     if options.signals_port:
@@ -146,6 +168,9 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
             bundles, options.signals_host, options.opa_bundle_port
         )
     memo["leading"] = True
+    if role is not None:
+        # Before the "synced" line: whoever waits for it finds the signal Service's endpoint.
+        await role.set(LEADER)
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
 
 
@@ -196,6 +221,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             await memo[runner].cleanup()
     if "reconciler" in memo:
         await _reconciler(memo).stop()
+    # Last, once nothing acts any more: hand the Lease over now rather than at its expiry, so a
+    # rollout or a drain moves leadership to the standby at its next retry.
+    elector = memo.get("elector")
+    if elector is not None and elector.is_leader:
+        try:
+            await asyncio.to_thread(elector.release)
+        except Exception as exc:
+            log.warning("could not release the Lease (%s); the standby takes over when it expires", exc)
 
 
 @kopf.on.event(GROUP, VERSION, "aiworkloads")

@@ -44,6 +44,7 @@ class OperatorOptions:
     opa_bundle_signing_key_file: str | None = None
     opa_bundle_signing_alg: str = "ES256"
     opa_bundle_key_id: str = "aitrust"
+    shadow_adopt: bool = False
     opa_policy_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parents[3] / "policies")
 
     @classmethod
@@ -84,6 +85,7 @@ class OperatorOptions:
             opa_bundle_signing_alg=args.opa_bundle_signing_alg,
             opa_bundle_key_id=args.opa_bundle_key_id,
             opa_policy_dir=Path(args.opa_policy_dir),
+            shadow_adopt=args.shadow_adopt,
         )
 
 
@@ -156,4 +158,12 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     opa.add_argument("--opa-bundle-signing-key-file", help="PEM private key that signs the bundle")
     opa.add_argument("--opa-bundle-signing-alg", choices=["ES256", "RS256"], default="ES256")
     opa.add_argument("--opa-bundle-key-id", default="aitrust", help="keyid OPA verifies the bundle with")
+    shadow = run.add_argument_group("shadow AI")
+    shadow.add_argument(
+        "--shadow-adopt",
+        action="store_true",
+        default=env("AITRUST_SHADOW_ADOPT", "").lower() in ("1", "true", "yes"),
+        help="create an AIWorkload in audit mode (TrustPolicy aitrust-adopted) for each AI workload "
+        "that none selects (env AITRUST_SHADOW_ADOPT)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")

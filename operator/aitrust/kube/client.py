@@ -21,6 +21,7 @@ PLURALS = {
     "ModelEndpoint": "modelendpoints",
     "DataSource": "datasources",
     "TrustPolicy": "trustpolicies",
+    "ShadowAIReport": "shadowaireports",  # written by the shadow-AI inventory only
 }
 
 

@@ -1,4 +1,9 @@
-"""Liveness and readiness for the kubelet: alive while the loop runs, ready only when leading and synced."""
+"""Liveness and readiness for the kubelet.
+
+Alive while the loop runs. Ready means "healthy and able to take over": a standby replica once
+started, the leader once synced (``controller.handlers.is_ready``). Readiness does not route
+signals: the signal Service selects the Pod labelled ``aitrust.dev/role: leader``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ async def start_health_server(host: str, port: int, ready: Callable[[], bool]) -
     async def readyz(_: web.Request) -> web.Response:
         if ready():
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "standby or syncing"}, status=503)
+        return web.json_response({"status": "starting or syncing"}, status=503)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
