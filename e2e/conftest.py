@@ -23,7 +23,7 @@ from tests.conftest import Kubectl, install_crds, namespace, operator_process
 from aitrust.testing.cluster import LocalControlPlane
 from aitrust.testing.testbin import find_binary
 from e2e.harness import TIMINGS
-from e2e.harness.chart import ChartOperator
+from e2e.harness.chart import ChartOperator, delete_release_namespace
 from e2e.harness.dataplane import DataPlane, NetnsDataPlane
 from e2e.harness.kind import ExistingCluster, KindCluster, KindDataPlane
 from e2e.harness.kuberouter import require_host_tools
@@ -97,6 +97,8 @@ def control_plane(
         install_crds(Kubectl(cluster.kubeconfig))
         yield cluster
     finally:
+        if not isinstance(cluster, LocalControlPlane):
+            delete_release_namespace(Kubectl(cluster.kubeconfig))
         cluster.stop()
 
 
@@ -126,7 +128,9 @@ def dataplane(
 
 
 @pytest.fixture
-def start_operator(control_plane: Cluster, kubectl: Kubectl, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def start_operator(
+    control_plane: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., Any]]:
     """The operator for one test: a process in netns mode, a Helm release in the cluster modes."""
     if isinstance(control_plane, LocalControlPlane):
         cp = control_plane
@@ -146,7 +150,7 @@ def start_operator(control_plane: Cluster, kubectl: Kubectl, tmp_path: Path) -> 
     release = ChartOperator(kubectl, cluster.kubeconfig, cluster.image, cluster.pull_policy, tmp_path)
 
     def install(*flags: str) -> ChartOperator:
-        release.install(*flags)
+        release.install(namespace, *flags)
         return release
 
     try:

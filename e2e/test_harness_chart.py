@@ -53,7 +53,7 @@ def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_scenario_flags_become_chart_values_the_chart_renders_back(tmp_path: Path) -> None:
-    plan = build_chart_values(SCENARIO_FLAGS, IMAGE, "Never")
+    plan = build_chart_values(SCENARIO_FLAGS, IMAGE, "Never", "e2e-ns")
     assert plan.local_signal_port == 41234
     assert plan.token_secret == ("e2e-ns", "signal-tokens")
 
@@ -65,6 +65,10 @@ def test_scenario_flags_become_chart_values_the_chart_renders_back(tmp_path: Pat
     assert "--resync-seconds=1" in args
     assert "--signals-token-file=/etc/aitrust/signals-auth/tokens" in args
     assert not any(a.startswith("--signals-tls") for a in args), "the port-forward speaks plain HTTP"
+    # Only the test's namespace is watched: a RoleBinding there, no cluster-wide one.
+    assert "--namespace=e2e-ns" in args
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert any(d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == "e2e-ns" for d in bindings)
     kinds = {d["kind"] for d in docs}
     assert "CustomResourceDefinition" not in kinds and "TrustPolicy" not in kinds
     secret_volume = next(
@@ -76,7 +80,7 @@ def test_scenario_flags_become_chart_values_the_chart_renders_back(tmp_path: Pat
 
 
 def test_without_signals_the_chart_serves_none(tmp_path: Path) -> None:
-    plan = build_chart_values(("--opa-url=http://10.244.0.9:8181",), IMAGE, "IfNotPresent")
+    plan = build_chart_values(("--opa-url=http://10.244.0.9:8181",), IMAGE, "IfNotPresent", "e2e-ns")
     assert plan.local_signal_port is None and plan.token_secret is None
     args = operator_container(render(plan.values, tmp_path))["args"]
     assert "--signals-port=0" in args
@@ -92,7 +96,7 @@ def test_without_signals_the_chart_serves_none(tmp_path: Path) -> None:
 )
 def test_flags_the_chart_cannot_honour_fail_loudly(flags: tuple[str, ...], image: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build_chart_values(flags, image, "Never")
+        build_chart_values(flags, image, "Never", "e2e-ns")
 
 
 def test_token_secret_holds_every_caller_token_one_per_line() -> None:

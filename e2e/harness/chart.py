@@ -37,13 +37,18 @@ class ChartPlan:
     token_secret: tuple[str, str] | None = None  # (namespace, name) to copy into the release
 
 
-def build_chart_values(flags: tuple[str, ...], image: str, pull_policy: str) -> ChartPlan:
-    """Translate ``aitrust run`` flags into chart values; flags the chart has no value for go to extraArgs."""
+def build_chart_values(flags: tuple[str, ...], image: str, pull_policy: str, namespace: str) -> ChartPlan:
+    """Translate ``aitrust run`` flags into chart values; flags the chart has no value for go to extraArgs.
+
+    The operator watches ``namespace`` only (the test's): on a cluster the user brings, it must
+    not reconcile, report on or adopt anything else.
+    """
     repository, _, tag = image.rpartition(":")
     if not repository or "/" in tag:
         raise ValueError(f"image {image!r} needs an explicit tag (repository:tag)")
     values: dict[str, Any] = {
         "fullnameOverride": RELEASE,
+        "watchNamespaces": [namespace],
         "image": {"repository": repository, "tag": tag, "pullPolicy": pull_policy},
         "crds": {"enabled": False},  # the suite installs the CRDs before any test
         "trustPolicy": {"create": False},  # each test applies its own TrustPolicy
@@ -112,8 +117,8 @@ class ChartOperator:
         if proc.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
 
-    def install(self, *flags: str) -> None:
-        plan = build_chart_values(flags, self.image, self.pull_policy)
+    def install(self, namespace: str, *flags: str) -> None:
+        plan = build_chart_values(flags, self.image, self.pull_policy, namespace)
         self.kubectl.run("create", "namespace", RELEASE_NAMESPACE, check=False)
         if plan.token_secret is not None:
             namespace, name = plan.token_secret
@@ -170,3 +175,8 @@ class ChartOperator:
         if self.installed:
             self._helm("uninstall", RELEASE, f"--namespace={RELEASE_NAMESPACE}", "--wait")
             self.installed = False
+
+
+def delete_release_namespace(kubectl: KubectlLike) -> None:
+    """At the end of the session: the token Secret, the Lease and journal records go with it."""
+    kubectl.run("delete", "namespace", RELEASE_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)

@@ -790,6 +790,17 @@ def test_signal_service_selects_the_leader_and_metrics_every_replica() -> None:
 def test_pdb_must_allow_an_eviction() -> None:
     error = template_error(sets=["replicas=2", "pdb.minAvailable=2"])
     assert "pdb.minAvailable (2) must be below replicas (2)" in error
-    # Percentages are the user's call; a single replica has no budget at all.
+    # So does a percentage that leaves no replica to evict; a lower one is the user's call.
+    error = template_error(sets=["replicas=2", "pdb.minAvailable=100%"])
+    assert "pdb.minAvailable (100%) must be below 100%" in error
     assert one(template(sets=["replicas=3", "pdb.minAvailable=50%"]), "PodDisruptionBudget")
+    # A single replica has no budget at all.
     assert of_kind(template(sets=["pdb.minAvailable=1"]), "PodDisruptionBudget") == []
+
+
+def test_recreate_strategy_renders_without_rolling_update_settings() -> None:
+    # The API server rejects rollingUpdate next to type Recreate; the defaults carry one.
+    deploy = one(template(sets=["strategy.type=Recreate"]), "Deployment")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    rolling = one(template(), "Deployment")["spec"]["strategy"]
+    assert rolling["type"] == "RollingUpdate" and rolling["rollingUpdate"]["maxUnavailable"] == 0

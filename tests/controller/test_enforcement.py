@@ -304,3 +304,52 @@ async def test_a_restarted_operator_does_not_repeat_the_plan_event() -> None:
     await settle(fresh)
     assert fresh_kube.aio.events == []
     assert fresh_kube.status_writes == 0
+
+
+async def test_a_tier_change_that_writes_nothing_leaves_no_stale_latency_start() -> None:
+    rec, kube = setup(Mode.ENFORCE)  # no OPA target
+    await rec._reconcile(KEY)
+    start = observations()
+    # trusted -> restricted: the endpoint's default minTier still admits it, the policy stays.
+    body = copy.deepcopy(rec.store.get("AIWorkload", *KEY))
+    assert body is not None
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {"id": "s-2", "source": "custom", "rule": "hook", "severity": "medium", "points": 25}
+    record["time"] = now
+    body["status"]["signals"] = [record]
+    body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+    rec.store.upsert("AIWorkload", body)
+    await rec._reconcile(KEY)
+    assert status(rec)["tier"] == "restricted"
+    assert kube.aio.writes == ["POST aitrust-agent"]  # nothing to write for this change
+    assert enforced(rec)["reason"] == "Enforced"
+    assert KEY not in rec._latency_started and observations() == start
+    # The next change is timed from its own trigger, not from the one above.
+    lower_trust(rec)
+    await rec._reconcile(KEY)
+    assert status(rec)["tier"] == "quarantined" and observations() == start + 1
+    await settle(rec)
+
+
+async def test_an_adopted_workload_is_never_enforced_whatever_policy_it_resolves_to() -> None:
+    # Default mode enforce, and no `aitrust-adopted` TrustPolicy (deleted, say): still audit.
+    rec, kube = setup(Mode.ENFORCE, FakeOpa("http://opa-a"))
+    body = copy.deepcopy(rec.store.get("AIWorkload", *KEY))
+    assert body is not None
+    body["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "aitrust", "aitrust.dev/adopted": "true"}
+    body["spec"]["trustPolicyRef"] = {"name": "aitrust-adopted"}
+    body["metadata"]["resourceVersion"] = "2"
+    rec.store.upsert("AIWorkload", body)
+    await rec._reconcile(KEY)
+    assert status(rec)["mode"] == "audit"
+    assert enforced(rec)["reason"] == "AuditOnly"
+    assert kube.aio.policies == {}
+    # The label alone is not enough: the operator must have made it.
+    body = copy.deepcopy(rec.store.get("AIWorkload", *KEY))
+    assert body is not None
+    body["metadata"]["labels"] = {"aitrust.dev/adopted": "true"}
+    body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+    assert rec.store.upsert("AIWorkload", body)
+    await rec._reconcile(KEY)
+    assert status(rec)["mode"] == "enforce" and "aitrust-agent" in kube.aio.policies
+    await settle(rec)

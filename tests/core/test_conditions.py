@@ -82,9 +82,13 @@ def test_enforced_is_false_naming_the_opa_target_that_did_not_acknowledge() -> N
     # In audit mode too: an OPA without the workload's data denies it as an unknown subject.
     audit = _enforced(mode=Mode.AUDIT, policy_outcome="audit", opa_failures=failing, audit_note="would")
     assert (audit.status, audit.reason) == ("False", "OPASyncFailed")
-    # Stalled for kstatus readers (Flux wait), like any failing enforcement.
-    stalled = {c.type: c for c in build_kstatus_conditions([cond], 1, T0)}["Stalled"]
-    assert stalled.reason == "OPASyncFailed"
+    # In progress for kstatus readers (Flux wait): the operator re-syncs the target by itself.
+    kstatus = {c.type: c for c in build_kstatus_conditions([cond], 1, T0)}
+    assert "Stalled" not in kstatus and kstatus["Reconciling"].reason == "OPASyncFailed"
+    assert _kstatus(list(kstatus.values()), 1, 1) == "InProgress"
+    # A NetworkPolicy that cannot be written is Failed.
+    np_failed = _enforced(policy_error="(403) forbidden")
+    assert _kstatus(build_kstatus_conditions([np_failed], 1, T0), 1, 1) == "Failed"
 
 
 def test_enforced_is_false_when_the_networkpolicy_write_failed_and_names_both_failures() -> None:
@@ -123,7 +127,7 @@ def test_ready_turns_false_while_enforcement_fails_and_back_once_it_holds() -> N
     assert (down.status, down.reason) == ("False", "EnforcementFailed")
     assert down.message.startswith("OPASyncFailed: OPA http://opa-b not updated")
     # What Argo CD's health check and kstatus then read: Degraded / Failed.
-    assert {c.type for c in build_kstatus_conditions([down, failing], 1, T0)} >= {"Stalled"}
+    assert {c.type for c in build_kstatus_conditions([down, failing], 1, T0)} >= {"Reconciling"}
     # Enforced again: Ready stands as evaluated.
     later = T0 + timedelta(minutes=1)
     healed = _enforced(policy_outcome="unchanged", now=later, previous=[failing])

@@ -88,6 +88,9 @@ app.kubernetes.io/component: operator
 {{- if and .Values.pdb.enabled (gt (int .Values.replicas) 1) (not (kindIs "string" .Values.pdb.minAvailable)) (ge (int .Values.pdb.minAvailable) (int .Values.replicas)) -}}
 {{- fail (printf "pdb.minAvailable (%d) must be below replicas (%d): otherwise no replica may ever be evicted and node drains block" (int .Values.pdb.minAvailable) (int .Values.replicas)) -}}
 {{- end -}}
+{{- if and .Values.pdb.enabled (gt (int .Values.replicas) 1) (kindIs "string" .Values.pdb.minAvailable) (ge (int (trimSuffix "%" (toString .Values.pdb.minAvailable))) 100) -}}
+{{- fail (printf "pdb.minAvailable (%s) must be below 100%%: otherwise no replica may ever be evicted and node drains block" .Values.pdb.minAvailable) -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) (not .Values.peering.enabled) -}}
 {{- fail "replicas > 1 needs leaderElection.enabled (or peering.enabled): replicas would reconcile concurrently" -}}
 {{- end -}}

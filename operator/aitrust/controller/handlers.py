@@ -213,14 +213,16 @@ async def start_signals(options: OperatorOptions, reconciler: Reconciler, kube: 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if "shadow" in memo:
         await memo["shadow"].stop()
-    for task in ("lead_task", "hold_task"):
-        if task in memo:
-            memo[task].cancel()
+    if "lead_task" in memo:
+        memo["lead_task"].cancel()
     for runner in ("signal_runner", "bundle_runner", "health_runner"):
         if runner in memo:
             await memo[runner].cleanup()
     if "reconciler" in memo:
         await _reconciler(memo).stop()
+    # The Lease is renewed until here: a standby must not start while this instance still writes.
+    if "hold_task" in memo:
+        memo["hold_task"].cancel()
     # Last, once nothing acts any more: hand the Lease over now rather than at its expiry, so a
     # rollout or a drain moves leadership to the standby at its next retry.
     elector = memo.get("elector")

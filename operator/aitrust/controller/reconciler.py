@@ -51,6 +51,7 @@ from aitrust.core.objstatus import build_object_status, describe_validation_erro
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
+from aitrust.core.shadow import is_adopted
 from aitrust.kube.client import Kube
 from aitrust.kube.events import push_event
 from aitrust.kube.journal import delete_journal_record, list_journal_records
@@ -517,6 +518,13 @@ class Reconciler:
         policy, policy_name, policy_errors = self.resolve_policy(
             ns, workload.spec.trust_policy_ref.name if workload.spec.trust_policy_ref else None
         )
+        stored = self.store.get("AIWorkload", ns, workload.metadata.name) or {}
+        # From the stored body: the parsed spec is cached per generation, and labels are not spec.
+        labels = (stored.get("metadata") or {}).get("labels") or {}
+        if is_adopted(labels) and policy.mode is not Mode.AUDIT:
+            # Adopted shadow AI is observed, never enforced: not even when its audit policy was
+            # deleted, edited, or is someone else's of the same name.
+            policy = policy.model_copy(update={"mode": Mode.AUDIT})
         targets, missing = self.resolve_targets(workload)
         namespaces = {ns} | {k[1] for k in targets}
         return Inputs(
@@ -618,6 +626,10 @@ class Reconciler:
                 del self._latency_started[key]  # nothing is enforced in audit mode
             elif enforcement.applied:
                 metrics.ENFORCEMENT_LATENCY.observe(enforcement.acknowledged - self._latency_started.pop(key))
+            elif enforced.reason == "Enforced":
+                # In force with nothing to write (no OPA, NetworkPolicy as it was): no sample, and
+                # no stale start for the next change to inherit.
+                del self._latency_started[key]
         if before is not evaluation.result.tier:
             log.log(
                 logging.DEBUG if before is None else logging.INFO,  # first scoring: thousands at start

@@ -17,8 +17,9 @@ Enforced reasons (``build_enforced_condition``):
   it is re-synced with backoff, and the condition turns True once it is.
 
 kstatus (Flux ``wait: true``, cli-utils) also reads the abnormal-true conditions, which are
-present only while true: ``Reconciling`` (waiting for a referenced target: InProgress) and
-``Stalled`` (invalid spec or policy, enforcement failing or blocked: Failed).
+present only while true: ``Reconciling`` (waiting for a referenced target, or for an OPA target
+to come back: InProgress) and ``Stalled`` (invalid spec or policy, the NetworkPolicy write failing
+or blocked: Failed).
 """
 
 from __future__ import annotations
@@ -109,7 +110,11 @@ def build_enforced_condition(
 
 
 STALLED_REASONS = {"InvalidSpec", "InvalidPolicy"}
-ENFORCEMENT_STALLED = {"EnforcementFailed", "NetworkPolicyFailed", "OPASyncFailed", "PolicyConflict"}
+ENFORCEMENT_STALLED = {"EnforcementFailed", "NetworkPolicyFailed", "PolicyConflict"}
+# An OPA that is down or restarting is re-synced by itself with backoff: in progress, not failed
+# (an OPA rollout must not fail every Flux `wait` in the cluster).
+ENFORCEMENT_RETRYING = {"OPASyncFailed"}
+ENFORCEMENT_FAILED = ENFORCEMENT_STALLED | ENFORCEMENT_RETRYING
 
 
 def build_ready_after_enforcement(
@@ -127,7 +132,7 @@ def build_ready_after_enforcement(
     ready = next((c for c in conditions if c.type == "Ready"), None)
     if ready is None or ready.status == "False" or enforced.status == "True":
         return []
-    if enforced.reason not in ENFORCEMENT_STALLED:
+    if enforced.reason not in ENFORCEMENT_FAILED:
         return []
     message = f"{enforced.reason}: {enforced.message}"
     return [build_condition("Ready", False, "EnforcementFailed", message, generation, now, previous)]
@@ -155,5 +160,11 @@ def build_kstatus_conditions(
     elif ready is not None and ready.status == "False" and ready.reason == "TargetNotFound":
         kept.append(
             build_condition("Reconciling", True, ready.reason, ready.message, generation, now, conditions)
+        )
+    elif enforced is not None and enforced.status == "False" and enforced.reason in ENFORCEMENT_RETRYING:
+        kept.append(
+            build_condition(
+                "Reconciling", True, enforced.reason, enforced.message, generation, now, conditions
+            )
         )
     return merge_conditions([], kept)

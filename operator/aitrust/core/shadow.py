@@ -182,6 +182,11 @@ def _conditions(status: Mapping[str, Any] | None) -> list[Condition]:
         return []  # not ours to keep: rendered afresh
 
 
+def is_adopted(labels: Mapping[str, str]) -> bool:
+    """An AIWorkload the operator created for shadow AI (``--shadow-adopt``)."""
+    return labels.get(ADOPTED_LABEL) == "true" and labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
+
+
 def adopted_name(shadow: ShadowWorkload) -> str:
     """The AIWorkload adopting ``shadow``: its owner's name, so a second adoption collides (409)."""
     return shadow.name
