@@ -193,9 +193,9 @@ class ShadowInventory:
                 raise
             if not self._shadow_api_missing:
                 log.warning(
-                    "cannot list %s.%s (%s: %s): without a PolicyReport CRD, shadow AI is then only "
-                    "in the metric and /v1/inventory/shadow; install this version's CRDs (crds/, or "
-                    "the chart's) and RBAC",
+                    "cannot list %s.%s (%s: %s): ShadowAIReports (the report where no PolicyReport "
+                    "CRD exists) are neither written nor cleaned up; install this version's CRDs "
+                    "(crds/, or the chart's) and RBAC",
                     SHADOW_PLURAL,
                     GROUP,
                     exc.status,
