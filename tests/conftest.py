@@ -48,6 +48,11 @@ class Kubectl:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
+    def apply(self, namespace: str, *objs: dict[str, Any]) -> None:
+        """Client-side apply of ``objs`` into ``namespace``, in one call."""
+        items = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
+        self.run("apply", "-n", namespace, "-f", "-", input=items)
+
 
 def install_crds(kubectl: Kubectl) -> None:
     kubectl.run(

@@ -65,39 +65,23 @@ def test_operator_reconciles_enforces_and_ingests_as_its_serviceaccount(
     without_policy_report_crd(kubectl)  # so shadow AI goes to a ShadowAIReport
     # The chart's model: the token Secret lives in the operator's own namespace.
     token = base64.b64encode(b"a-long-enough-signal-token").decode()
-    kubectl.run(
-        "apply",
-        "-n",
-        installed.namespace,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "tokens"},
-                "data": {"falcosidekick": token},
-            }
-        ),
-    )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "tokens"},
+        "data": {"falcosidekick": token},
+    }
+    kubectl.apply(installed.namespace, secret)
     lease = installed.service_account.rsplit(":", 1)[1]
     # Its own Pod, as the Deployment would have made it (no kubelet runs it; it is an API object).
     own_pod = "aitrust-operator-sa-0"
-    kubectl.run(
-        "apply",
-        "-n",
-        installed.namespace,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": own_pod, "labels": {"app.kubernetes.io/name": "aitrust-operator"}},
-                "spec": {"containers": [{"name": "operator", "image": "registry.example.com/aitrust:test"}]},
-            }
-        ),
-    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": own_pod, "labels": {"app.kubernetes.io/name": "aitrust-operator"}},
+        "spec": {"containers": [{"name": "operator", "image": "registry.example.com/aitrust:test"}]},
+    }
+    kubectl.apply(installed.namespace, pod)
     port = free_port()
     proc = operator_process(
         control_plane,

@@ -16,14 +16,7 @@ from tests.conftest import Kubectl, OperatorFactory
 
 
 def apply(kubectl: Kubectl, namespace: str, *objs: dict[str, Any]) -> None:
-    kubectl.run(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
-    )
+    kubectl.apply(namespace, *objs)
 
 
 def estate(namespace: str, mode: str = "enforce") -> list[dict[str, Any]]:

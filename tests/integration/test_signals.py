@@ -23,14 +23,7 @@ def role_of(namespace: str) -> str:
 
 
 def apply(kubectl: Kubectl, namespace: str, *objs: dict[str, Any]) -> None:
-    kubectl.run(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}),
-    )
+    kubectl.apply(namespace, *objs)
 
 
 def setup_estate(kubectl: Kubectl, namespace: str) -> None:
