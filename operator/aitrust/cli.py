@@ -16,6 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from aitrust.controller import handlers  # noqa: F401 - registers the handlers
+    from aitrust.controller.memories import EventOnlyMemories
     from aitrust.controller.options import OperatorOptions
     from aitrust.controller.store import Store
 
@@ -46,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(store=Store(), options=options),
+        memories=EventOnlyMemories(),
     )
     return 0
 

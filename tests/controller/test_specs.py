@@ -24,6 +24,17 @@ def test_parses_without_status_and_reuses_the_result_per_generation() -> None:
     assert specs.parse(_body("a", "y")) is first
 
 
+def test_keeps_identity_and_spec_only() -> None:
+    body = _body("a", "x")
+    body["metadata"] |= {"labels": {"team": "ml"}, "annotations": {"note": "big"}}
+    parsed = WorkloadSpecs().parse(body)
+    assert parsed is not None
+    assert parsed.metadata.model_fields_set == {"name", "namespace", "uid", "generation"}
+    assert (parsed.metadata.name, parsed.metadata.namespace, parsed.metadata.uid) == ("a", "ns", "u1")
+    assert parsed.metadata.labels == {} and parsed.metadata.annotations == {}
+    assert parsed.spec.selector.match_labels == {"app": "x"}
+
+
 def test_a_new_generation_or_uid_is_parsed_again() -> None:
     specs = WorkloadSpecs()
     specs.parse(_body("a", "x"))

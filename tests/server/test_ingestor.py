@@ -391,7 +391,7 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
         step = cloud_event(2, "ListFoundationModels")  # an LLMjacking step
         ingestor._apply_early({KEY: [noise]})
         assert reconciler.inbox.pending(KEY) == []  # free: waits for the group commit
-        assert ingestor._prompt_keys([(KEY, noise)]) == set()
+        assert ingestor._steps == set()
         ingestor._apply_early({KEY: [noise, step]})
         assert reconciler.inbox.pending(KEY) == [step]  # 5 points by default: enforced at once
         assert ingestor._early == {(KEY, step.id)}
@@ -400,10 +400,9 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
             {"signals": {"severityPoints": {"critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0}}}
         )
         reconciler.policy_for = lambda key: free  # type: ignore[method-assign]
-        ingestor._apply_early({KEY: [cloud_event(3, "ListFoundationModels")]})
+        ingestor._apply_early({KEY: [noise, cloud_event(3, "ListFoundationModels")]})
         assert len(reconciler.inbox) == 1
-        assert ingestor._prompt_keys([(KEY, noise), (KEY, step)]) == {KEY}
-        assert ingestor._prompt_keys([(KEY, noise)]) == set()
+        assert ingestor._steps == {(KEY, "ct-3")}  # a step: folded promptly; the noise is not
         reconciler.inbox.drop(KEY)
 
         assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting

@@ -36,9 +36,10 @@ def build_journal_records(entries: Sequence[tuple[Key, Signal]]) -> list[Journal
     held: list[tuple[Key, Signal]] = []
     size = 0
     for key, signal in entries:
-        line = json.dumps(
-            {"namespace": key[0], "name": key[1], "signal": signal.model_dump(mode="json")},
-            separators=(",", ":"),
+        # pydantic's own serialiser writes the signal: a third of the cost of dumping a dict.
+        line = (
+            f'{{"namespace":{json.dumps(key[0])},"name":{json.dumps(key[1])},'
+            f'"signal":{signal.model_dump_json()}}}'
         )
         if lines and size + len(line) > MAX_RECORD_BYTES:
             records.append(JournalRecord(_record(lines), held))

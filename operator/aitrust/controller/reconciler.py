@@ -37,6 +37,7 @@ from aitrust.controller.journal import PROVISIONAL, Inbox, parse_journal_record
 from aitrust.controller.queue import Debouncer, WorkQueue
 from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Key, Store
+from aitrust.core.compact import share_field_sets
 from aitrust.core.conditions import (
     build_condition,
     build_enforced_condition,
@@ -659,6 +660,7 @@ class Reconciler:
         key = (workload.metadata.namespace, workload.metadata.name)
         eff = evaluation.effective
         previous_eff = self.effective.get(key)
+        share_field_sets(eff)  # kept until the next pass, for every workload
         self.effective[key] = eff
         self._index_grants(key, previous_eff, eff)
         np_result, opa_acks = await asyncio.gather(

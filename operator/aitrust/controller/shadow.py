@@ -18,6 +18,7 @@ from aitrust.api.v1alpha1 import GROUP, VERSION
 from aitrust.controller.specs import WorkloadSpecs
 from aitrust.controller.store import Store
 from aitrust.core.classify import Classification, classify_workload
+from aitrust.core.compact import share_field_sets
 from aitrust.core.shadow import (
     ADOPTED_POLICY,
     SHADOW_REPORT,
@@ -82,7 +83,9 @@ class ShadowInventory:
         uid = meta.get("uid", "")
         cached = self._verdicts.get(key)
         if cached is None or cached[0] != uid:
-            cached = (uid, classify_workload(pod))
+            verdict = classify_workload(pod)
+            share_field_sets(verdict)  # one per pod, kept for the pod's life
+            cached = (uid, verdict)
             self._verdicts[key] = cached
         return cached[1]
 

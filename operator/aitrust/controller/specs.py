@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from aitrust.api.v1alpha1 import AIWorkload
 
 Version = tuple[Any, Any]
+# Five or more would double the size of each cached ObjectMeta's pydantic fields-set.
+_IDENTITY = ("name", "namespace", "uid", "generation")
 
 
 class WorkloadSpecs:
@@ -21,7 +23,8 @@ class WorkloadSpecs:
         self._parsed: dict[tuple[str, str], tuple[Version, AIWorkload | None]] = {}
 
     def parse(self, body: Mapping[str, Any]) -> AIWorkload | None:
-        """The workload without its status (not needed to select pods); None when invalid."""
+        """The workload's identity and spec, all that selecting pods and mapping signals read
+        (labels, annotations and status change without a new generation); None when invalid."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
         # Without a generation (bodies not from an API server), any new resourceVersion counts.
@@ -30,9 +33,9 @@ class WorkloadSpecs:
         if cached is not None and cached[0] == version and version[1] is not None:
             return cached[1]
         try:
-            workload: AIWorkload | None = AIWorkload.model_validate(
-                {k: v for k, v in body.items() if k != "status"}
-            )
+            trimmed = {k: body[k] for k in ("apiVersion", "kind", "spec") if k in body}
+            trimmed["metadata"] = {k: meta[k] for k in _IDENTITY if k in meta}
+            workload: AIWorkload | None = AIWorkload.model_validate(trimmed)
         except ValidationError:
             workload = None
         self._parsed[key] = (version, workload)

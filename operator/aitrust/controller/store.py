@@ -67,8 +67,7 @@ class Store:
         new_rv, old_rv = _rv(body), (_rv(old) if old else None)
         if old is not None and new_rv is not None and old_rv is not None and new_rv <= old_rv:
             return False  # older, or the echo of what we stored after our own write
-        # Pods mostly arrive in list pages, whose parse already shares their keys: no gain there.
-        new = compact_pod(body) if kind == "Pod" else _interned(_plain(body))
+        new = _interned(compact_pod(body) if kind == "Pod" else _plain(body))
         self._objects[kind][key] = new
         if kind == "Pod":
             self._index_labels(key, old, new)

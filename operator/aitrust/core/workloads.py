@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aitrust.core.compact import share_field_sets
+
 __all__ = [
     "ContainerPortView",
     "ContainerView",
@@ -640,6 +642,8 @@ class PodViewCache:
                 return entry[1]
         # Built outside the lock; two threads racing on one new version both build, one wins.
         views = tuple(build_pod_specs(obj))
+        for view in views:
+            share_field_sets(view)
         with self._lock:
             self.misses += 1
             self._entries[uid] = (version, views)

@@ -96,6 +96,9 @@ class Ingestor:
         self._in_flight: set[tuple[Key, str]] = set()
         # Signals applied provisionally (before their journal write): moved to their record after it.
         self._early: set[tuple[Key, str]] = set()
+        # Free signals that are steps of a sequence rule (scored once, on arrival): folded
+        # promptly. Other free signals (noise, baseline inputs) wait so one status write takes many.
+        self._steps: set[tuple[Key, str]] = set()
         # Ids acknowledged by this process: status keeps only the most relevant 100 records, so
         # replays of older deliveries are caught here (and by the status after a restart).
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
@@ -137,8 +140,12 @@ class Ingestor:
             policy = self.reconciler.policy_for(key)
             in_status: set[str] | None = None
             for signal in items:
-                if policy is not None and score_signal(signal, policy, now).points <= 0:
-                    continue
+                if policy is not None:
+                    record = score_signal(signal, policy, now)
+                    if record.points <= 0:
+                        if is_sequence_stage(record):
+                            self._steps.add((key, signal.id))
+                        continue
                 if (key, signal.id) in self._early or (key, signal.id) in chosen:
                     continue
                 if in_status is None:
@@ -184,6 +191,7 @@ class Ingestor:
             for key, items in batch.items():
                 for signal, ticket in items:
                     self._early.discard((key, signal.id))  # a retry files it afresh
+                    self._steps.discard((key, signal.id))
                     ticket.fail(CommitError(str(exc)))
         finally:
             self._slots.release()
@@ -219,7 +227,7 @@ class Ingestor:
         riding = [(k, s) for k, s in fresh if k in costly and (k, s.id) not in self._early]
         if riding:
             self._file_provisionally(riding)
-        prompt = self._prompt_keys([(k, s) for k, s in fresh if k not in costly])
+        prompt = {k for k, s in fresh if k not in costly and (k, s.id) in self._steps}
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         try:
@@ -237,6 +245,7 @@ class Ingestor:
             moved = {(key, signal.id) for key, items in batch.items() for signal, _ in items}
             applied_early = self._early & moved
             self._early -= moved
+            self._steps -= moved
         if records:
             metrics.SIGNAL_COMMIT_LATENCY.observe(time.monotonic() - started)
         for name, record in zip(names, records, strict=True):
@@ -277,19 +286,6 @@ class Ingestor:
         if waiting > self.max_waiting_noise:
             wait *= self.max_waiting_noise / waiting
         return max(self.coalesce, wait)
-
-    def _prompt_keys(self, free: list[tuple[Key, Signal]]) -> set[Key]:
-        """Workloads with a step of a sequence rule among their free signals: folded promptly.
-        Other free signals (noise, baseline inputs) wait so that one status write takes many."""
-        now = datetime.now(UTC)
-        prompt: set[Key] = set()
-        for key, signal in free:
-            if key in prompt:
-                continue
-            policy = self.reconciler.policy_for(key)
-            if policy is not None and is_sequence_stage(score_signal(signal, policy, now)):
-                prompt.add(key)
-        return prompt
 
     def _release(self, key: Key) -> None:
         self.reconciler.fold_due.add(key)
