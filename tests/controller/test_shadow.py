@@ -140,10 +140,10 @@ def _policy(name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
 def test_adoption_creates_the_audit_policy_first_and_the_workload_once_it_is_stored() -> None:
     custom = FakeCustom()
     inv, store = _inventory(custom)
-    assert inv.adopt_shadows() == []
+    assert inv.apply_adoptions() == []
     assert custom.calls == [("create", "trustpolicies", "ml", "aitrust-adopted")]
     store.upsert("TrustPolicy", _policy("aitrust-adopted"))  # the watch event arrives
-    assert inv.adopt_shadows() == [("ml", "vllm")]
+    assert inv.apply_adoptions() == [("ml", "vllm")]
     assert custom.calls[-1] == ("create", "aiworkloads", "ml", "vllm")
     assert [c for c in custom.calls if c[0] == "create"] == [
         ("create", "trustpolicies", "ml", "aitrust-adopted"),
@@ -155,8 +155,8 @@ def test_adoption_never_touches_an_existing_workload_and_does_not_retry_a_confli
     custom = FakeCustom(taken={"aiworkloads/vllm"})
     inv, store = _inventory(custom)
     store.upsert("TrustPolicy", _policy("aitrust-adopted"))
-    assert inv.adopt_shadows() == []  # 409: someone else was first
-    assert inv.adopt_shadows() == []
+    assert inv.apply_adoptions() == []  # 409: someone else was first
+    assert inv.apply_adoptions() == []
     assert custom.calls.count(("create", "aiworkloads", "ml", "vllm")) == 1
 
     custom = FakeCustom()
@@ -171,7 +171,7 @@ def test_adoption_never_touches_an_existing_workload_and_does_not_retry_a_confli
     store.upsert("AIWorkload", theirs)
     inv.refresh()
     assert [s.name for s in inv.current] == ["vllm"]  # still shadow: theirs selects other pods
-    assert inv.adopt_shadows() == [] and custom.calls == []
+    assert inv.apply_adoptions() == [] and custom.calls == []
 
 
 def _writes(custom: FakeCustom) -> list[tuple[str, ...]]:

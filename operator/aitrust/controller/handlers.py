@@ -135,7 +135,7 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
         # Standby first, before reporting Ready: a container restarted after it lost the Lease
         # must not keep the leader label (and the signals) it had.
         role = PodRole(kube, os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE"))
-        await role.set(STANDBY)
+        await role.apply(STANDBY)
         memo["standby"] = True
         await elector.wait_for_leadership()
         memo["standby"] = False  # not Ready while the new leader syncs
@@ -170,7 +170,7 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
     memo["leading"] = True
     if role is not None:
         # Before the "synced" line: whoever waits for it finds the signal Service's endpoint.
-        await role.set(LEADER)
+        await role.apply(LEADER)
     log.info("aitrust operator synced: %d AIWorkloads", reconciler.store.count("AIWorkload"))
 
 
@@ -228,7 +228,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     elector = memo.get("elector")
     if elector is not None and elector.is_leader:
         try:
-            await asyncio.to_thread(elector.release)
+            await asyncio.to_thread(elector.apply_release)
         except Exception as exc:
             log.warning("could not release the Lease (%s); the standby takes over when it expires", exc)
 

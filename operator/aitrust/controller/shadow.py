@@ -150,7 +150,7 @@ class ShadowInventory:
             if self._reported.get(ns) == fingerprint:
                 continue
             try:
-                self._apply_report(ns, doc)
+                self._apply_policy_report(ns, doc)
                 self._reported[ns] = fingerprint
             except ApiException as exc:
                 if exc.status == 404:
@@ -177,7 +177,7 @@ class ShadowInventory:
             doc = render_shadow_ai_report(ns, shadows, now, stored.get(ns))
             if stored.get(ns) == doc["status"]:
                 continue
-            if self._write_shadow_report(doc, exists=ns in stored):
+            if self._apply_shadow_report(doc, exists=ns in stored):
                 stored[ns] = doc["status"]
 
     def _stored_shadow_reports(self) -> dict[str, dict[str, Any]] | None:
@@ -214,14 +214,14 @@ class ShadowInventory:
         }
         return self._shadow_reports
 
-    def _write_shadow_report(self, doc: dict[str, Any], exists: bool) -> bool:
+    def _apply_shadow_report(self, doc: dict[str, Any], exists: bool) -> bool:
         """Create the report if it is not there (status is not taken on create: the status
         subresource is enabled), then merge-patch its status. False: its namespace is being
         deleted, and the report with it."""
         ns = doc["metadata"]["namespace"]
         body = {k: v for k, v in doc.items() if k != "status"}
         try:
-            if not exists and not self._create_shadow_report(body):
+            if not exists and not self._push_new_shadow_report(body):
                 return False
             try:
                 self._patch_shadow_status(ns, doc["status"])
@@ -229,7 +229,7 @@ class ShadowInventory:
                 if exc.status != 404:
                     raise
                 # Deleted by someone since the listing: made again.
-                if not self._create_shadow_report(body):
+                if not self._push_new_shadow_report(body):
                     return False
                 self._patch_shadow_status(ns, doc["status"])
         except ApiException:
@@ -237,7 +237,7 @@ class ShadowInventory:
             raise
         return True
 
-    def _create_shadow_report(self, body: dict[str, Any]) -> bool:
+    def _push_new_shadow_report(self, body: dict[str, Any]) -> bool:
         """True: created, or it exists already (409; its status is patched next). False: the
         namespace is terminating (403 NamespaceTerminating), nothing to report there."""
         try:
@@ -279,7 +279,7 @@ class ShadowInventory:
                 self._shadow_reports = None
                 raise
 
-    def _apply_report(self, namespace: str, doc: dict[str, Any]) -> None:
+    def _apply_policy_report(self, namespace: str, doc: dict[str, Any]) -> None:
         api = self.kube.custom
         try:
             live = api.get_namespaced_custom_object(
@@ -305,7 +305,7 @@ class ShadowInventory:
 
     # --- adoption --------------------------------------------------------------------
 
-    def adopt_shadows(self) -> list[tuple[str, str]]:
+    def apply_adoptions(self) -> list[tuple[str, str]]:
         """Create an audit-mode AIWorkload for each shadow workload; the (namespace, name) created.
 
         Never overwrites or deletes: an existing AIWorkload of that name is left alone (and the
@@ -365,7 +365,7 @@ class ShadowInventory:
                     await asyncio.to_thread(self.refresh)
                     await asyncio.to_thread(self.report)
                     if self.adopt:
-                        await asyncio.to_thread(self.adopt_shadows)
+                        await asyncio.to_thread(self.apply_adoptions)
             except Exception:
                 log.exception("shadow AI inventory failed; retrying")
             await asyncio.sleep(self.interval)

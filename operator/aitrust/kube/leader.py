@@ -110,7 +110,7 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
 
-    def release(self) -> bool:
+    def apply_release(self) -> bool:
         """Give the Lease up (a graceful shutdown), so a standby takes over at its next round
         instead of after the Lease expires. True if it was ours and is now free."""
         for _ in range(3):
@@ -215,7 +215,7 @@ class PodRole:
             _preload_content=False,  # the Pod is not needed back
         )
 
-    async def set(self, role: str) -> bool:
+    async def apply(self, role: str) -> bool:
         """Label the Pod, retrying while the API server is unreachable. False if it cannot be done
         at all (the Pod does not exist, or RBAC forbids it): logged, and the operator carries on."""
         if not self.enabled:
