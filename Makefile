@@ -39,6 +39,7 @@ lint: venv
 	$(VENV)/bin/ruff check operator tests e2e bench
 	$(VENV)/bin/ruff format --check operator tests e2e bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests e2e
 	$(VENV)/bin/mypy --explicit-package-bases bench
 	$(VENV)/bin/lint-imports
 

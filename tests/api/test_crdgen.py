@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aitrust.api import v1alpha1 as api
 from aitrust.api.crdgen import KINDS, build_crd, crd_filename, render_crd_yaml
@@ -53,7 +53,7 @@ def test_schema_is_structural(info: Any) -> None:
 
 
 def test_samples_parse_into_the_models() -> None:
-    models = {
+    models: dict[str, type[BaseModel]] = {
         "AIWorkload": api.AIWorkload,
         "ModelEndpoint": api.ModelEndpoint,
         "DataSource": api.DataSource,

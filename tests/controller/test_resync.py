@@ -49,7 +49,7 @@ def test_a_period_queues_every_workload_once_in_slices() -> None:
             raise asyncio.CancelledError
         await asyncio.sleep(0)
 
-    rec._sleep = tick  # type: ignore[method-assign]
+    rec._sleep = tick  # type: ignore[assignment]
     rec.queue.add = lambda key, urgent=False: slices[-1].append(key)  # type: ignore[method-assign]
 
     async def run() -> None:

@@ -54,7 +54,7 @@ class FakeCustom:
             raise exc
         if f"{plural}/{name}" in self.taken or (plural, ns, name) in self.objects:
             raise ApiException(status=409)
-        stored = json.loads(json.dumps(body))
+        stored: dict[str, Any] = json.loads(json.dumps(body))
         if plural == "shadowaireports":
             stored.pop("status", None)
         self.objects[(plural, ns, name)] = stored

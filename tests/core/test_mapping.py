@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 import aitrust.core.mapping as mapping
 from aitrust.api.v1alpha1 import AIWorkload, LabelSelector, Severity
+from aitrust.core import selectors
 from aitrust.core.mapping import (
     AWS_ROLE_ANNOTATION,
     AZURE_CLIENT_ID_ANNOTATION,
@@ -22,9 +22,9 @@ from aitrust.core.mapping import (
     build_workload_index,
     container_id_key,
     map_signal,
-    selector_matches,
 )
 from aitrust.core.parsers import PARSERS
+from aitrust.core.selectors import selector_matches
 from aitrust.core.signal import Signal, WorkloadHint
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -419,15 +419,13 @@ def _cluster(n: int) -> tuple[list[AIWorkload], list[dict[str, Any]], list[dict[
     return workloads, pods, sas
 
 
-def test_index_scales_to_a_thousand_workloads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_maps_a_thousand_workloads_without_scanning_selectors(monkeypatch: pytest.MonkeyPatch) -> None:
     workloads, pods, sas = _cluster(1000)
-    started = time.perf_counter()
     index = build_workload_index(workloads, pods, sas)
-    assert time.perf_counter() - started < 10
     assert len(index.workloads) == 1000 and len(index.by_pod) == 3000
 
     calls = 0
-    original = mapping.selector_matches
+    original = selectors.selector_matches
 
     def counting(selector: LabelSelector, labels: Any) -> bool:
         nonlocal calls
@@ -441,9 +439,6 @@ def test_index_scales_to_a_thousand_workloads(monkeypatch: pytest.MonkeyPatch) -
         else _signal(aws_arn=f"arn:aws:sts::111122223333:assumed-role/model-{i}/s")
         for i in range(1000)
     ]  # fmt: skip
-    started = time.perf_counter()
     results = [map_signal(index, s) for s in signals]
-    elapsed = time.perf_counter() - started
-    assert calls == 0  # mapping never scans selectors
+    assert calls == 0  # mapping never scans selectors: it looks signals up by key
     assert [r.workloads for r in results] == [[(f"team-{i % 50}", f"model-{i}")] for i in range(1000)]
-    assert elapsed < 5

@@ -26,8 +26,8 @@ def pod(name: str, labels: dict[str, str], owner: tuple[str, str] | None = None)
     return {"metadata": meta, "spec": {"containers": []}}
 
 
-AI = Classification(isAI=True, category="inference", confidence=0.9, evidence=["image vllm (0.9)"])
-NOT_AI = Classification(isAI=False, category=None, confidence=0.1, evidence=[])
+AI = Classification(is_ai=True, category="inference", confidence=0.9, evidence=["image vllm (0.9)"])
+NOT_AI = Classification(is_ai=False, category=None, confidence=0.1, evidence=[])
 
 
 def test_owner_of_follows_the_deployment_naming_convention() -> None:
@@ -72,8 +72,8 @@ def test_only_undeclared_ai_pods_count_and_replicas_group() -> None:
 
 # --- what adoption and the status fallback build -------------------------------------------------
 
-TRAIN = Classification(isAI=True, category="training", confidence=0.8, evidence=["torchrun (0.8)"])
-VECTORS = Classification(isAI=True, category="datastore", confidence=0.95, evidence=["image qdrant"])
+TRAIN = Classification(is_ai=True, category="training", confidence=0.8, evidence=["torchrun (0.8)"])
+VECTORS = Classification(is_ai=True, category="datastore", confidence=0.95, evidence=["image qdrant"])
 
 
 def _statefulset_pod(name: str, index: int) -> dict[str, Any]:
@@ -230,7 +230,7 @@ def test_same_findings_render_the_same_status_later_so_nothing_is_rewritten() ->
 
 
 def test_shadow_ai_report_bounds_evidence_lines_and_rounds_confidence() -> None:
-    long = Classification(isAI=True, category=None, confidence=0.123456, evidence=["x" * 500, "short"])
+    long = Classification(is_ai=True, category=None, confidence=0.123456, evidence=["x" * 500, "short"])
     [shadow] = build_shadow_inventory([pod("bare", {"app": "a"})], {("ml", "bare"): long}, [])
     [entry] = render_shadow_ai_report("ml", [shadow], T0)["status"]["workloads"]
     assert entry["evidence"] == ["x" * 200, "short"]

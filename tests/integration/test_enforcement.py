@@ -206,7 +206,7 @@ def test_drift_is_reverted_and_foreign_policies_left_alone(
     policy = wait_until(lambda: networkpolicy(kubectl, namespace, "aitrust-agent"), timeout=15)
     original_spec = policy["spec"]
 
-    tampered = {"spec": {"egress": [{}]}}  # allow-all egress, a manual edit
+    tampered: dict[str, Any] = {"spec": {"egress": [{}]}}  # allow-all egress, a manual edit
     kubectl.run(
         "patch", "networkpolicy", "aitrust-agent", "-n", namespace, "--type=merge", "-p", json.dumps(tampered)
     )
@@ -238,7 +238,7 @@ def test_name_clash_with_unowned_policy_is_reported_not_overwritten(
 
     def conflict() -> bool:
         conds = {c["type"]: c for c in workload(kubectl, namespace).get("status", {}).get("conditions", [])}
-        return conds.get("Enforced", {}).get("reason") == "PolicyConflict"
+        return bool(conds.get("Enforced", {}).get("reason") == "PolicyConflict")
 
     wait_until(conflict, timeout=15)
     assert networkpolicy(kubectl, namespace, "aitrust-agent")["spec"] == squatter["spec"]  # type: ignore[index]
@@ -338,7 +338,7 @@ def test_audit_mode_writes_no_policy(
 
     def audited() -> bool:
         conds = {c["type"]: c for c in workload(kubectl, namespace).get("status", {}).get("conditions", [])}
-        return conds.get("Enforced", {}).get("reason") == "AuditOnly"
+        return bool(conds.get("Enforced", {}).get("reason") == "AuditOnly")
 
     wait_until(audited, timeout=15)
     time.sleep(1)

@@ -32,7 +32,8 @@ def test_ready_follows_referenced_endpoint(
             and ready["reason"] == reason
             and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
         ):
-            return obj
+            found: dict[str, Any] = obj
+            return found
         return None
 
     obj = wait_until(lambda: status_with("TargetNotFound"), timeout=15)

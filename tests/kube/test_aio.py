@@ -41,7 +41,7 @@ def test_journal_records_round_trip_through_the_event_loop_client(kube_api: Any,
 
             with pytest.raises(ApiException) as conflict:  # the same name twice: the server's 409
                 await create_journal_record(kube, namespace, record.body)
-            assert conflict.value.status == 409 and "already exists" in conflict.value.body
+            assert conflict.value.status == 409 and "already exists" in (conflict.value.body or "")
 
             await delete_journal_record(kube, namespace, name)
             await delete_journal_record(kube, namespace, name)  # already gone: not an error

@@ -16,7 +16,9 @@ def test_listing_pages_through_every_object(
 ) -> None:
     core = client.CoreV1Api(kube_api)
     for i in range(5):
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": f"sa-{i}"}})
+        core.create_namespaced_service_account(
+            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=f"sa-{i}"))
+        )
     monkeypatch.setattr(kube_client, "LIST_PAGE", 2)
     kube = Kube(kube_api)
     names = {sa["metadata"]["name"] for sa in kube.list_core("ServiceAccount", (namespace,))}

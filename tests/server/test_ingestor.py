@@ -93,7 +93,7 @@ class FakeKube:
         self.patches += 1
         self.body = copy.deepcopy(self.body)
         self.body["status"] = status
-        self.body["metadata"]["resourceVersion"] = str(int(rv) + 1)
+        self.body["metadata"]["resourceVersion"] = str(int(rv or 0) + 1)
         return self.body
 
     def get_custom(self, kind: str, ns: str, name: str) -> dict[str, Any]:
