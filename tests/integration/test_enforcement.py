@@ -361,7 +361,7 @@ def test_audit_mode_writes_no_policy(
 def test_audit_mode_reports_what_it_would_enforce(
     kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
 ) -> None:
-    start_operator("--resync-seconds=1")
+    operator = start_operator("--resync-seconds=1", "--verbose")
     apply(kubectl, namespace, *estate(namespace, mode="audit"))
 
     [event] = wait_until(lambda: tier_events(kubectl, namespace, reason="WouldEnforce"), timeout=15)
@@ -393,7 +393,8 @@ def test_audit_mode_reports_what_it_would_enforce(
     assert f"block ModelEndpoint/{namespace}/llm: tier quarantined" in plans[-1]["note"]
     # Resyncs (one a second here) recompute the same plan: no further Event, still no policy.
     rv = workload(kubectl, namespace)["metadata"]["resourceVersion"]
-    time.sleep(3)
+    seen = operator.log_path.read_text().count("resync: ")
+    wait_until(lambda: operator.log_path.read_text().count("resync: ") >= seen + 3, timeout=30, interval=0.2)
     assert len(tier_events(kubectl, namespace, reason="WouldEnforce")) == 2
     assert workload(kubectl, namespace)["metadata"]["resourceVersion"] == rv
     assert networkpolicy(kubectl, namespace, "aitrust-agent") is None
