@@ -9,6 +9,7 @@ from aitrust.core.classify import Classification
 from aitrust.core.selectors import selector_matches
 from aitrust.core.shadow import (
     ADOPTED_POLICY,
+    MAX_LISTED,
     adopted_name,
     build_adopted_policy,
     build_adopted_workload,
@@ -237,3 +238,23 @@ def test_shadow_ai_report_bounds_evidence_lines_and_rounds_confidence() -> None:
     assert entry["confidence"] == 0.123
     assert "category" not in entry  # unknown: absent, not null
     ShadowAIReport.model_validate(render_shadow_ai_report("ml", [shadow], T0))
+
+
+def test_reports_list_a_bounded_number_of_workloads_and_say_how_many_more() -> None:
+    many = Classification(is_ai=True, category="inference", confidence=0.9, evidence=["e" * 200] * 4)
+    pods = [pod(f"nb-{i:04d}", {"app": f"nb-{i}"}) for i in range(MAX_LISTED + 7)]
+    shadows = build_shadow_inventory(pods, {("ml", p["metadata"]["name"]): many for p in pods}, [])
+    assert len(shadows) == MAX_LISTED + 7
+    doc = render_shadow_ai_report("ml", shadows, T0)
+    status = doc["status"]
+    assert status["count"] == MAX_LISTED + 7
+    assert [w["name"] for w in status["workloads"]] == [s.name for s in shadows[:MAX_LISTED]]
+    assert status["conditions"][0]["message"].endswith(f"; the first {MAX_LISTED} are listed")
+    assert len(json.dumps(doc)) < 1_000_000  # well under what the API server stores in one object
+    ShadowAIReport.model_validate(doc)
+
+    report = render_policy_report("ml", shadows)
+    assert report["summary"] == {"pass": 0, "fail": MAX_LISTED, "warn": 1, "error": 0, "skip": 0}
+    assert report["results"][-1]["result"] == "warn"
+    assert report["results"][-1]["message"].startswith("7 more AI workloads")
+    assert render_policy_report("ml", shadows[:3])["summary"]["warn"] == 0

@@ -49,6 +49,9 @@ EVIDENCE_ANNOTATION = "aitrust.dev/shadow-ai-evidence"
 ADOPTED_POLICY = "aitrust-adopted"
 SHADOW_REPORT = "shadow-ai"  # the ShadowAIReport of a namespace: one, of this name
 EVIDENCE_CHARS = 200  # per evidence line of a ShadowAIReport
+# Entries listed per report: a namespace of thousands of bare AI pods must not outgrow what the
+# API server stores in one object (about 1.5 MB); each entry is up to about 1 KB.
+MAX_LISTED = 500
 _ADOPTED_KINDS: Mapping[str, WorkloadKind] = {
     "inference": WorkloadKind.INFERENCE,
     "agent": WorkloadKind.AGENT,
@@ -139,13 +142,16 @@ def render_shadow_ai_report(
 
     ``previous`` is the status stored now, if any: its Ready condition keeps its
     lastTransitionTime, so that the same findings render the same status (and cost no write).
-    The workloads are in inventory order (namespace, kind, name), so the output is deterministic.
+    The workloads are in inventory order (namespace, kind, name), so the output is deterministic;
+    ``count`` counts them all, but at most ``MAX_LISTED`` are listed.
     """
     count = len(shadows)
     message = (
         f"{count} AI workload{'' if count == 1 else 's'} in this namespace "
         f"{'is' if count == 1 else 'are'} declared by no AIWorkload"
     )
+    if count > MAX_LISTED:
+        message += f"; the first {MAX_LISTED} are listed"
     ready = build_condition("Ready", True, "ShadowAIFound", message, None, now, _conditions(previous))
     status = ShadowAIReportStatus(
         count=count,
@@ -158,7 +164,7 @@ def render_shadow_ai_report(
                 confidence=round(s.confidence, 3),
                 evidence=[e[:EVIDENCE_CHARS] for e in s.evidence],
             )
-            for s in shadows
+            for s in shadows[:MAX_LISTED]
         ],
         conditions=[ready],
     )
@@ -245,7 +251,9 @@ def build_adopted_workload(shadow: ShadowWorkload) -> dict[str, Any] | None:
 
 
 def render_policy_report(namespace: str, shadows: Sequence[ShadowWorkload]) -> dict[str, Any]:
-    """A wgpolicyk8s.io PolicyReport, so Policy Reporter and friends show shadow AI."""
+    """A wgpolicyk8s.io PolicyReport, so Policy Reporter and friends show shadow AI.
+
+    At most ``MAX_LISTED`` failing results; past that, one ``warn`` result says how many more."""
     results = [
         {
             "policy": "aitrust-shadow-ai",
@@ -268,8 +276,21 @@ def render_policy_report(namespace: str, shadows: Sequence[ShadowWorkload]) -> d
                 }
             ],
         }
-        for s in shadows
+        for s in shadows[:MAX_LISTED]
     ]
+    unlisted = len(shadows) - len(results)
+    if unlisted:
+        results.append(
+            {
+                "policy": "aitrust-shadow-ai",
+                "rule": "ai-workload-declared",
+                "result": "warn",
+                "severity": "medium",
+                "category": "AI inventory",
+                "source": "aitrust",
+                "message": f"{unlisted} more AI workloads declared by no AIWorkload are not listed",
+            }
+        )
     return {
         "apiVersion": "wgpolicyk8s.io/v1alpha2",
         "kind": "PolicyReport",
@@ -278,6 +299,12 @@ def render_policy_report(namespace: str, shadows: Sequence[ShadowWorkload]) -> d
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "aitrust"},
         },
-        "summary": {"pass": 0, "fail": len(results), "warn": 0, "error": 0, "skip": 0},
+        "summary": {
+            "pass": 0,
+            "fail": len(results) - bool(unlisted),
+            "warn": int(bool(unlisted)),
+            "error": 0,
+            "skip": 0,
+        },
         "results": results,
     }
