@@ -5,6 +5,7 @@ AI (written only when it differs from what is stored, deleted once there is none
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from aitrust.controller import shadow as shadow_module
 from aitrust.controller.options import OperatorOptions, add_run_arguments
 from aitrust.controller.shadow import ShadowInventory
 from aitrust.controller.store import Store
@@ -364,3 +366,53 @@ def test_the_adopt_option_is_off_unless_the_flag_or_its_env_turns_it_on(
     assert parse("--shadow-adopt").shadow_adopt is True
     monkeypatch.setenv("AITRUST_SHADOW_ADOPT", "true")
     assert parse().shadow_adopt is True
+
+
+def test_a_failed_pass_is_retried_after_a_backoff_without_waiting_for_a_change() -> None:
+    custom = FakeCustom(policy_reports=False)
+    inv, _ = _inventory(custom, adopt=False)
+    inv.interval = 0.001  # backoff 2 ms, then 4 ms, ...
+    report, failures = inv.report, [ApiException(status=500)]
+
+    def flaky() -> None:
+        if failures:
+            raise failures.pop()
+        report()
+
+    inv.report = flaky  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await inv.run_pass()
+        assert ("shadowaireports", "ml", "shadow-ai") not in custom.objects
+        await asyncio.sleep(0.05)
+        await inv.run_pass()  # the store did not change: retried all the same
+        assert ("shadowaireports", "ml", "shadow-ai") in custom.objects
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("policy_reports", [True, False])
+def test_reports_removed_by_hand_come_back_at_the_next_repair_pass(
+    policy_reports: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shadow_module, "SHADOW_RELIST", 0.0)  # no listing cache
+    custom = FakeCustom(policy_reports=policy_reports)
+    inv, _ = _inventory(custom, adopt=False)
+    inv.repair_interval = 0.5
+    key = (
+        ("policyreports", "ml", "aitrust-shadow-ai")
+        if policy_reports
+        else ("shadowaireports", "ml", "shadow-ai")
+    )
+
+    async def run() -> None:
+        await inv.run_pass()
+        assert key in custom.objects
+        del custom.objects[key]
+        await inv.run_pass()  # nothing changed and no repair due: nothing done
+        assert key not in custom.objects
+        await asyncio.sleep(0.6)
+        await inv.run_pass()
+        assert key in custom.objects
+
+    asyncio.run(run())

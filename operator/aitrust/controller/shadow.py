@@ -48,11 +48,13 @@ class ShadowInventory:
         specs: WorkloadSpecs | None = None,
         adopt: bool = False,
         namespaces: tuple[str, ...] = (),
+        repair_interval: float = 300.0,
     ) -> None:
         self.kube = kube
         self.store = store
         self.specs = specs or WorkloadSpecs()
         self.interval = interval
+        self.repair_interval = repair_interval
         self.adopt = adopt
         self.namespaces = namespaces  # empty: cluster-wide
         self.current: list[ShadowWorkload] = []
@@ -61,6 +63,8 @@ class ShadowInventory:
         self._namespaces_counted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._version = -1
+        self._next_pass = 0.0  # monotonic: the next pass whatever the store does
+        self._failures = 0
         self._report_api: bool | None = None
         self._report_api_checked = 0.0
         self._not_adopted: set[tuple[str, str]] = set()  # logged once; refused creates not retried
@@ -359,13 +363,30 @@ class ShadowInventory:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                if self.store.version != self._version:
-                    self._version = self.store.version
-                    await asyncio.to_thread(self.refresh)
-                    await asyncio.to_thread(self.report)
-                    if self.adopt:
-                        await asyncio.to_thread(self.apply_adoptions)
-            except Exception:
-                log.exception("shadow AI inventory failed; retrying")
+            await self.run_pass()
             await asyncio.sleep(self.interval)
+
+    async def run_pass(self) -> None:
+        """Refresh, report and adopt when the store changed, and every ``repair_interval`` anyway
+        (reports deleted or edited by hand come back). A failed pass is retried with backoff
+        even if nothing changes, rather than waiting for the next change."""
+        now = time.monotonic()
+        version = self.store.version
+        if now < self._next_pass and (self._failures or version == self._version):
+            return
+        try:
+            await asyncio.to_thread(self.refresh)
+            if now >= self._next_pass:
+                self._reported.clear()  # rewrite PolicyReports too (no-op updates store nothing)
+            await asyncio.to_thread(self.report)
+            if self.adopt:
+                await asyncio.to_thread(self.apply_adoptions)
+        except Exception:
+            self._failures += 1
+            delay = min(self.repair_interval, self.interval * 2**self._failures)
+            log.exception("shadow AI inventory failed; retrying in %.0f s", delay)
+            self._next_pass = now + delay
+            return
+        self._failures = 0
+        self._version = version
+        self._next_pass = now + self.repair_interval
