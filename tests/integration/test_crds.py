@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,24 @@ def test_invalid_object_is_rejected(
     assert kubectl.run("get", obj["kind"].lower(), "bad", "-n", namespace, check=False).returncode != 0
 
 
+def patch_report_status(
+    kubectl: Kubectl, namespace: str, status: dict[str, Any], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Merge-patch the ShadowAIReport's status subresource, as the operator writes it."""
+    return kubectl.run(
+        "patch",
+        "sair",
+        "shadow-ai",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+        check=check,
+    )
+
+
 def test_every_kind_has_its_short_name_and_columns(kubectl: Kubectl, namespace: str) -> None:
     for sample in ("modelendpoint-vllm", "datasource-vectordb", "trustpolicy-default"):
         kubectl.run("apply", "-n", namespace, "-f", str(CRDS / f"samples/{sample}.yaml"))
@@ -163,18 +182,7 @@ def test_every_kind_has_its_short_name_and_columns(kubectl: Kubectl, namespace: 
         "metadata": {"name": "shadow-ai"},
     }
     kubectl.run("create", "-n", namespace, "-f", "-", input=json.dumps(report))
-    status = {"status": {"count": 3, "workloads": []}}
-    kubectl.run(
-        "patch",
-        "sair",
-        "shadow-ai",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(status),
-    )
+    patch_report_status(kubectl, namespace, {"count": 3, "workloads": []})
     # `ds` is registered, but kubectl resolves it to the built-in DaemonSets first (it warns):
     # DataSources are listed by their name.
     expected = {
@@ -216,17 +224,5 @@ def test_a_shadow_ai_report_spec_is_empty_and_its_status_validated(kubectl: Kube
     report["spec"] = {}
     kubectl.run("create", "-n", namespace, "-f", "-", input=json.dumps(report))
     assert kubectl.json("get", "sair", "shadow-ai", "-n", namespace)["spec"] == {}
-    bad = {"status": {"count": -1}}
-    proc = kubectl.run(
-        "patch",
-        "sair",
-        "shadow-ai",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(bad),
-        check=False,
-    )
+    proc = patch_report_status(kubectl, namespace, {"count": -1}, check=False)
     assert proc.returncode != 0 and "status.count" in proc.stderr, proc.stderr

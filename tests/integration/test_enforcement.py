@@ -223,15 +223,20 @@ def test_drift_is_reverted_and_foreign_policies_left_alone(
     assert "ownerReferences" not in team["metadata"]
 
 
+def unowned_networkpolicy(name: str) -> dict[str, Any]:
+    """A NetworkPolicy someone else wrote, under a name the operator would use."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
 def test_name_clash_with_unowned_policy_is_reported_not_overwritten(
     kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
 ) -> None:
-    squatter = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "aitrust-agent"},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-    }
+    squatter = unowned_networkpolicy("aitrust-agent")
     apply(kubectl, namespace, squatter)
     start_operator()
     apply(kubectl, namespace, *estate(namespace))
@@ -492,12 +497,7 @@ def test_resyncs_after_convergence_write_nothing(
 def test_an_endpoint_whose_ingress_policy_name_is_taken_reports_the_conflict_in_its_status(
     kubectl: Kubectl, namespace: str, start_operator: OperatorFactory
 ) -> None:
-    squatter = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "aitrust-ingress-llm"},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-    }
+    squatter = unowned_networkpolicy("aitrust-ingress-llm")
     apply(kubectl, namespace, squatter)
     start_operator("--resync-seconds=1")
     apply(kubectl, namespace, *estate(namespace))
