@@ -429,6 +429,8 @@ def test_rate_limiter_and_tokens() -> None:
     assert 0 < wait <= 0.1
     assert limiter.acquire("b", now=0.0) == 0.0  # per caller
     assert limiter.acquire("a", now=1.0) == 0.0  # refilled
+    off = RateLimiter(rate=0, burst=1)  # the chart's "0 disables the limit"
+    assert [off.acquire("a", now=0.0) for _ in range(5)] == [0.0] * 5
 
     tokens = TokenStore(lambda: {"sidekick": "a-token-of-sixteen+", "short": "tooshort"})
     tokens.refresh()

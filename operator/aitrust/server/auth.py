@@ -86,6 +86,8 @@ class RateLimiter:
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def acquire(self, caller: str, now: float | None = None) -> float:
+        if self.rate <= 0:  # --signals-rate-limit=0 turns the limit off
+            return 0.0
         now = time.monotonic() if now is None else now
         level, last = self._buckets.get(caller, (self.burst, now))
         level = min(self.burst, level + (now - last) * self.rate)
