@@ -99,6 +99,10 @@ def test_schema_rejects_bad_values(setting: str, message: str) -> None:
         ),
         (["opa.bundle.enabled=true"], "opa.bundle.enabled needs opa.bundle.signingKey.existingSecret"),
         (["replicas=2", "leaderElection.enabled=false"], "replicas > 1 needs leaderElection.enabled"),
+        (
+            ["replicas=2", "leaderElection.enabled=false", "peering.enabled=true"],
+            "replicas > 1 needs leaderElection.enabled",
+        ),
         (["metrics.port=8443"], "port 8443 is used by both"),
         (
             ["signals.tls.enabled=false", "signals.mtls.clientCASecret=ca"],

@@ -91,8 +91,8 @@ app.kubernetes.io/component: operator
 {{- if and .Values.pdb.enabled (gt (int .Values.replicas) 1) (kindIs "string" .Values.pdb.minAvailable) (ge (int (trimSuffix "%" (toString .Values.pdb.minAvailable))) 100) -}}
 {{- fail (printf "pdb.minAvailable (%s) must be below 100%%: otherwise no replica may ever be evicted and node drains block" .Values.pdb.minAvailable) -}}
 {{- end -}}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) (not .Values.peering.enabled) -}}
-{{- fail "replicas > 1 needs leaderElection.enabled (or peering.enabled): replicas would reconcile concurrently" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled: replicas would reconcile, enforce and take signals concurrently (kopf peering pauses only kopf's own handlers)" -}}
 {{- end -}}
 {{- $ports := dict -}}
 {{- range $name, $port := dict "health" .Values.health.port "signals" (ternary .Values.signals.port 0 .Values.signals.enabled) "metrics" (ternary .Values.metrics.port 0 .Values.metrics.enabled) "opa-bundle" (ternary .Values.opa.bundle.port 0 .Values.opa.bundle.enabled) -}}
