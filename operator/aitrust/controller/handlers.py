@@ -15,6 +15,7 @@ from typing import Any, cast
 import kopf
 
 from aitrust.api.v1alpha1 import GROUP, VERSION
+from aitrust.controller.memories import freeze_heap
 from aitrust.controller.options import OperatorOptions
 from aitrust.controller.reconciler import Reconciler
 from aitrust.kube.client import Kube, load_config
@@ -141,6 +142,7 @@ async def lead(memo: Any, kube: Kube, reconciler: Reconciler, options: OperatorO
         memo["standby"] = False  # not Ready while the new leader syncs
         memo["hold_task"] = asyncio.create_task(elector.hold())
     await reconciler.start()
+    freeze_heap()  # before signals arrive: the collection it starts with pauses once
     from aitrust.controller.shadow import ShadowInventory
 
     shadow = ShadowInventory(
