@@ -41,6 +41,7 @@ from bench.lib.compare import Better, Target, compare_metrics, evaluate_targets,
 from bench.lib.harness import (  # noqa: E402
     TOKEN,
     Cluster,
+    OperatorCounters,
     cpu_seconds,
     fetch_metrics_text,
     fetch_operator_counters,
@@ -51,6 +52,7 @@ from bench.lib.harness import (  # noqa: E402
 from bench.lib.latency import TRIAL_TIMEOUT_S, OpaProbe, PolicyTracker, TrialResults, run_trials  # noqa: E402
 from bench.lib.stats import percentile, rate, summarise, thin  # noqa: E402
 
+from aitrust.server.ingestor import COALESCE, FOLD_RATE, MAX_COALESCE  # noqa: E402
 from aitrust.testing.processes import ManagedProcess, free_port  # noqa: E402
 from aitrust.testing.testbin import find_binary  # noqa: E402
 
@@ -172,10 +174,18 @@ CEILING_RATE_BOUND = 10_000.0
 
 
 async def drive(
-    cfg: Config, name: str, targets: Path, token: str, per_sec: float = 0, workers: int = 0
+    cfg: Config,
+    name: str,
+    targets: Path,
+    token: str,
+    per_sec: float = 0,
+    workers: int = 0,
+    settle_s: float = 0.0,
 ) -> vegeta.Summary:
-    """POST the targets' alerts for ``cfg.ingest_seconds``: closed loop (``per_sec`` 0, with
-    ``cfg.ingest_concurrency`` clients back to back) or open loop at ``per_sec``."""
+    """POST the targets' alerts for ``settle_s`` then ``cfg.ingest_seconds`` more: closed loop
+    (``per_sec`` 0, with ``cfg.ingest_concurrency`` clients back to back) or open loop at
+    ``per_sec``. The summary's latencies are those of the last ``cfg.ingest_seconds``."""
+    seconds = settle_s + cfg.ingest_seconds
     proc, results = vegeta.start(
         cfg.workdir,
         name,
@@ -183,9 +193,9 @@ async def drive(
         token,
         workers=workers or cfg.ingest_concurrency,
         per_sec=per_sec,
-        seconds=cfg.ingest_seconds,
+        seconds=seconds,
     )
-    out = await vegeta.finish(proc, results, targets, cfg.ingest_seconds + 120)
+    out = await vegeta.finish(proc, results, targets, seconds + 120, settle_s=settle_s)
     if out.ran_out:
         log(f"  WARNING: {name} used every target body; it stopped after {out.seconds:.1f}s")
     return out
@@ -271,6 +281,12 @@ class Step:
         )
 
 
+def fold_settle_s(workloads: int) -> float:
+    """How long free signals wait before a status write folds them in, with ``workloads`` all
+    holding some (``Ingestor._fold_delay``): a step measured before that misses the folds."""
+    return min(MAX_COALESCE, max(COALESCE, workloads / FOLD_RATE))
+
+
 async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> None:
     """Sustained accepted signals/s: open-loop steps of rising rate (0-point signals, tiers stay).
 
@@ -282,7 +298,12 @@ async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> 
     assert cluster.operator is not None
     workloads = [estate.workload(i, cluster.per_namespace) for i in range(count)]
     pid = cluster.operator.pid
-    log(f"ingestion @ {count} workloads: {vegeta.describe()}, open loop, {cfg.ingest_seconds:.0f}s per rate")
+    settle = fold_settle_s(count)
+    log(
+        f"ingestion @ {count} workloads: {vegeta.describe()}, open loop, {settle:.0f}s to settle "
+        f"(free signals wait that long to be folded into status), then {cfg.ingest_seconds:.0f}s "
+        "measured per rate"
+    )
     steps: list[Step] = []
     for offered in cfg.ingest_rates:
         targets = await asyncio.to_thread(
@@ -291,18 +312,31 @@ async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> 
             f"ingestion-w{count}-r{offered}",
             cluster.signals_url,
             workloads,
-            vegeta.target_count(cfg.ingest_seconds, offered),
+            vegeta.target_count(settle + cfg.ingest_seconds, offered),
         )
-        counter0 = await asyncio.to_thread(fetch_operator_counters, cluster.signals_url)
-        api0 = request_latency(await cluster.api.text("/metrics"), "POST", "configmaps")
-        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        start = await asyncio.to_thread(fetch_operator_counters, cluster.signals_url)
+
+        async def settled() -> tuple[OperatorCounters, tuple[float, float], float, float]:
+            await asyncio.sleep(settle)
+            counters = await asyncio.to_thread(fetch_operator_counters, cluster.signals_url)
+            api = request_latency(await cluster.api.text("/metrics"), "POST", "configmaps")
+            return counters, api, cpu_seconds(pid), time.monotonic()
+
+        mark = asyncio.create_task(settled())
         prof = Profiler(cfg, f"ingestion-w{count}-r{offered}", pid)
         try:
             out = await drive(
-                cfg, f"vegeta-ingestion-w{count}-r{offered}", targets, TOKEN, offered, OPEN_LOOP_WORKERS
+                cfg,
+                f"vegeta-ingestion-w{count}-r{offered}",
+                targets,
+                TOKEN,
+                offered,
+                OPEN_LOOP_WORKERS,
+                settle_s=settle,
             )
         finally:
             prof.stop()
+        counter0, api0, cpu0, wall0 = await mark
         cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
         counter1 = await asyncio.to_thread(fetch_operator_counters, cluster.signals_url)
         api1 = request_latency(await cluster.api.text("/metrics"), "POST", "configmaps")
@@ -314,9 +348,11 @@ async def ingestion(cfg: Config, res: Results, cluster: Cluster, count: int) -> 
             rate=offered,
             out=out,
             stats=summarise(out.latency_ms),
-            achieved=out.accepted / out.sending_seconds if out.sending_seconds > 0 else 0.0,
+            achieved=out.measured_accepted / out.measured_sending_seconds
+            if out.measured_sending_seconds > 0
+            else 0.0,
             cpu_cores=cpu,
-            counted=counter1.accepted - counter0.accepted,
+            counted=counter1.accepted - start.accepted,
             commits=commits,
             commit_ms=commit_s * 1000 / commits if commits else 0.0,
             apiserver_post_ms=api_post_ms,

@@ -204,6 +204,11 @@ class Summary:
     first_ns: int = 0
     last_start_ns: int = 0
     last_done_ns: int = 0
+    # Requests sent from here on are the measured ones (``latency_ms``, ``measured_*``); the
+    # ones before only settle the server, though they count in ``sent`` and ``accepted`` too.
+    measured_from_ns: int = 0
+    measured_sent: int = 0
+    measured_accepted: int = 0
 
     @property
     def failed(self) -> int:
@@ -227,13 +232,25 @@ class Summary:
         """From the first request sent to the last."""
         return max(0, self.last_start_ns - self.first_ns) / 1e9
 
+    @property
+    def measured_sending_seconds(self) -> float:
+        """From the first measured request sent to the last."""
+        return max(0, self.last_start_ns - self.measured_from_ns) / 1e9
 
-def summarise(hits: Sequence[Hit], warm_s: float = 1.0) -> Summary:
-    """Counts, and the sustained accepted rate: acks after the first ``warm_s`` of acks, per second."""
+
+def summarise(hits: Sequence[Hit], warm_s: float = 1.0, settle_s: float = 0.0) -> Summary:
+    """Counts, and the sustained accepted rate: acks after the first ``warm_s`` of acks, per second.
+
+    Latencies and the ``measured_*`` counts cover the requests sent ``settle_s`` or more after the
+    first one: what the server does once it has settled into the load.
+    """
     out = Summary()
     real = [h for h in hits if not (h.code == 0 and h.error == END_OF_TARGETS)]
     out.ran_out = len(real) < len(hits)
     out.sent = len(real)
+    if real:
+        out.first_ns = min(h.started_ns for h in real)
+    out.measured_from_ns = out.first_ns + int(settle_s * 1e9)
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     done: list[tuple[int, int]] = []
@@ -245,11 +262,13 @@ def summarise(hits: Sequence[Hit], warm_s: float = 1.0) -> Summary:
         out.ok += 1
         if h.accepted:
             out.accepted += h.accepted
-            done.append((h.done_ns, h.accepted))
-            out.latency_ms.append(h.latency_ns / 1e6)
+            if h.started_ns >= out.measured_from_ns:
+                done.append((h.done_ns, h.accepted))
+                out.latency_ms.append(h.latency_ns / 1e6)
+                out.measured_accepted += h.accepted
+    out.measured_sent = sum(1 for h in real if h.started_ns >= out.measured_from_ns)
     out.statuses, out.errors = dict(statuses), dict(errors)
     if real:
-        out.first_ns = min(h.started_ns for h in real)
         out.last_start_ns = max(h.started_ns for h in real)
         out.last_done_ns = max(h.done_ns for h in real)
     done.sort()
@@ -288,7 +307,13 @@ def wait(proc: ManagedProcess, timeout_s: float, *, terminate: bool = False) -> 
 
 
 async def finish(
-    proc: ManagedProcess, results: Path, targets: Path, timeout_s: float, *, terminate: bool = False
+    proc: ManagedProcess,
+    results: Path,
+    targets: Path,
+    timeout_s: float,
+    *,
+    terminate: bool = False,
+    settle_s: float = 0.0,
 ) -> Summary:
     """Wait for an attack (``terminate``: ask it to stop first), drop its targets file, summarise."""
     try:
@@ -296,6 +321,6 @@ async def finish(
     finally:
         proc.stop()
         await asyncio.to_thread(targets.unlink, missing_ok=True)
-    out = summarise(await asyncio.to_thread(read_results, results))
+    out = summarise(await asyncio.to_thread(read_results, results), settle_s=settle_s)
     out.cpu_s = cpu_s
     return out

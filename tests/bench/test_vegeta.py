@@ -98,6 +98,22 @@ def test_summary_counts_only_accepted_signals_after_the_warm_up() -> None:
     assert out.sending_seconds == pytest.approx(2.0)
 
 
+def test_summary_measures_only_what_was_sent_after_the_server_settled() -> None:
+    hits = [
+        vegeta.Hit(T0, 900 * MS, 200, "", 1),  # settling: slow while the first folds start
+        vegeta.Hit(T0 + 1_000 * MS, 900 * MS, 200, "", 1),
+        vegeta.Hit(T0 + 2_000 * MS, 10 * MS, 200, "", 1),  # measured from here
+        vegeta.Hit(T0 + 2_500 * MS, 30 * MS, 200, "", 1),
+        vegeta.Hit(T0 + 3_000 * MS, 0, 0, "connection refused", 0),
+    ]
+    out = vegeta.summarise(hits, settle_s=2.0)
+    assert (out.sent, out.accepted, out.failed) == (5, 4, 1)  # every request still counts
+    assert sorted(out.latency_ms) == [10.0, 30.0]
+    assert (out.measured_sent, out.measured_accepted) == (3, 2)
+    assert out.measured_sending_seconds == pytest.approx(1.0)
+    assert out.sending_seconds == pytest.approx(3.0)
+
+
 def test_summary_notes_the_end_of_the_targets_without_counting_it_as_an_error() -> None:
     hits = [vegeta.Hit(T0, MS, 200, "", 1), vegeta.Hit(T0 + MS, 0, 0, vegeta.END_OF_TARGETS, 0)]
     out = vegeta.summarise(hits)

@@ -28,6 +28,13 @@ from aitrust.kube.journal import create_journal_record
 log = logging.getLogger("aitrust.ingest")
 
 
+# Free signals wait to be folded into status: ``COALESCE`` seconds at least, and ``holding /
+# FOLD_RATE`` seconds when many workloads hold some, up to ``MAX_COALESCE``.
+COALESCE = 1.0
+FOLD_RATE = 20.0
+MAX_COALESCE = 60.0
+
+
 class CommitError(Exception):
     """The Kubernetes API did not durably record the signals: the caller must retry (503)."""
 
@@ -73,9 +80,9 @@ class Ingestor:
         window: float = 0.01,
         max_in_flight: int = 2,
         max_backlog: int = 200_000,
-        coalesce: float = 1.0,
-        max_coalesce: float = 60.0,
-        fold_rate: float = 20.0,
+        coalesce: float = COALESCE,
+        max_coalesce: float = MAX_COALESCE,
+        fold_rate: float = FOLD_RATE,
         max_waiting_noise: int = 20_000,
     ) -> None:
         if reconciler.journal_namespace is None:
