@@ -421,6 +421,25 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
     asyncio.run(run())
 
 
+def test_a_full_backlog_refuses_new_signals_instead_of_growing() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        ingestor = Ingestor(reconciler, max_backlog=3)
+        ingestor.start()
+        assert (await ingestor.submit(KEY, [signal(i) for i in range(3)])).added == 3
+        assert len(reconciler.inbox) == 3  # journaled, waiting to be folded
+        with pytest.raises(CommitError, match="3 signals are waiting"):
+            await ingestor.submit(KEY, [signal(9)])  # 503: the sender retries later
+        assert not reconciler.inbox.holds(KEY, "evt-9")
+        await settle(reconciler)
+        assert (await ingestor.submit(KEY, [signal(9)])).added == 1  # room again once folded
+        await ingestor.stop()
+
+    asyncio.run(run())
+
+
 def test_rate_limiter_and_tokens() -> None:
     limiter = RateLimiter(rate=10, burst=2)
     assert limiter.acquire("a", now=0.0) == 0.0

@@ -35,6 +35,11 @@ FOLD_RATE = 20.0
 MAX_COALESCE = 60.0
 
 
+# Signals accepted but not yet in status are held in memory, about 2.5 KB each (a Falco alert):
+# past this many, new ones get 503 rather than growing the operator towards its memory limit.
+MAX_BACKLOG = 50_000
+
+
 class CommitError(Exception):
     """The Kubernetes API did not durably record the signals: the caller must retry (503)."""
 
@@ -79,7 +84,7 @@ class Ingestor:
         reconciler: Reconciler,
         window: float = 0.01,
         max_in_flight: int = 2,
-        max_backlog: int = 200_000,
+        max_backlog: int = MAX_BACKLOG,
         coalesce: float = COALESCE,
         max_coalesce: float = MAX_COALESCE,
         fold_rate: float = FOLD_RATE,
