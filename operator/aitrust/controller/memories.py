@@ -1,4 +1,4 @@
-"""What the operator keeps in memory: kopf's per-object memories (not kept), and the heap at sync.
+"""Memory work the operator skips: kopf's per-object memories, and collecting the heap at sync.
 
 kopf's per-object memories are not kept: aitrust has only event handlers.
 
