@@ -53,6 +53,23 @@ class Kubectl:
         items = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
         self.run("apply", "-n", namespace, "-f", "-", input=items)
 
+    def patch_status(
+        self, kind: str, name: str, namespace: str, status: dict[str, Any], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Merge-patch the status subresource, as the operator writes it."""
+        return self.run(
+            "patch",
+            kind,
+            name,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+            check=check,
+        )
+
 
 def install_crds(kubectl: Kubectl) -> None:
     kubectl.run(

@@ -171,17 +171,7 @@ def test_parse_target(target: str, namespace: str | None, expected: tuple[str, s
 def _create(kubectl: Kubectl, namespace: str, name: str, status: dict[str, Any] | None) -> None:
     kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(_aiw(name, namespace)))
     if status is not None:
-        kubectl.run(
-            "patch",
-            "aiw",
-            name,
-            "-n",
-            namespace,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps({"status": status}),
-        )
+        kubectl.patch_status("aiw", name, namespace, status)
 
 
 @pytest.mark.integration

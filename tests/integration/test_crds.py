@@ -157,19 +157,7 @@ def test_invalid_object_is_rejected(
 def patch_report_status(
     kubectl: Kubectl, namespace: str, status: dict[str, Any], check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Merge-patch the ShadowAIReport's status subresource, as the operator writes it."""
-    return kubectl.run(
-        "patch",
-        "sair",
-        "shadow-ai",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-        check=check,
-    )
+    return kubectl.patch_status("sair", "shadow-ai", namespace, status, check=check)
 
 
 def test_every_kind_has_its_short_name_and_columns(kubectl: Kubectl, namespace: str) -> None:
