@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -381,7 +382,7 @@ def cloud_event(i: int, name: str) -> Signal:
     )
 
 
-def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None:
+def test_free_signals_are_folded_in_paced_slots_up_to_a_bound() -> None:
     kube = FakeKube(copy.deepcopy(BODY))
 
     async def run() -> None:
@@ -405,12 +406,21 @@ def test_free_signals_wait_longer_the_more_workloads_have_some_waiting() -> None
         assert ingestor._steps == {(KEY, "ct-3")}  # a step: folded promptly; the noise is not
         reconciler.inbox.drop(KEY)
 
+        now = [100.0]
+        ingestor.clock = lambda: now[0]
         assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting
-        reconciler.holding |= {("ml", f"w{i}") for i in range(500)}
-        assert ingestor._fold_delay(prompt=False) == 5.0  # 500 workloads at 100 writes/s
+        # Folds are spaced 1 / fold_rate apart: 500 workloads that start holding at once fold
+        # over 5 s at 100 writes/s, not in one burst of status writes.
+        delays = [ingestor._fold_delay(prompt=False) for _ in range(499)]
+        assert delays[0] == pytest.approx(1.01)
+        assert delays[-1] == pytest.approx(5.99)
+        assert all(b - a == pytest.approx(0.01) for a, b in itertools.pairwise(delays))
         assert ingestor._fold_delay(prompt=True) == 1.0  # a sequence step never waits longer
-        reconciler.holding |= {("ml", f"w{i}") for i in range(5000)}
-        assert ingestor._fold_delay(prompt=False) == 10.0  # bounded
+        delays = [ingestor._fold_delay(prompt=False) for _ in range(5000)]
+        assert max(delays) == 10.0  # bounded
+        now[0] += 60.0  # the slots given out have passed
+        assert ingestor._fold_delay(prompt=False) == 1.0
+        ingestor._last_fold_slot = now[0] + 30.0
         ingestor.max_waiting_noise = 2
         reconciler.inbox.add("r1", [(KEY, noise), (KEY, step), (KEY, signal(3))])
         # Memory is bounded too: past the cap the wait shrinks in proportion, not all at once.

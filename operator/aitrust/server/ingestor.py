@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -28,8 +29,8 @@ from aitrust.kube.journal import create_journal_record
 log = logging.getLogger("aitrust.ingest")
 
 
-# Free signals wait to be folded into status: ``COALESCE`` seconds at least, and ``holding /
-# FOLD_RATE`` seconds when many workloads hold some, up to ``MAX_COALESCE``.
+# Free signals wait to be folded into status: ``COALESCE`` seconds at least, and for a fold slot
+# when many workloads hold some (``FOLD_RATE`` slots a second), up to ``MAX_COALESCE``.
 COALESCE = 1.0
 FOLD_RATE = 20.0
 MAX_COALESCE = 60.0
@@ -115,6 +116,8 @@ class Ingestor:
         # replays of older deliveries are caught here (and by the status after a restart).
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
         self.max_remembered = 100_000
+        self.clock = time.monotonic
+        self._last_fold_slot = -math.inf
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="signal group commit")
@@ -284,20 +287,26 @@ class Ingestor:
     def _fold_delay(self, prompt: bool) -> float:
         """How long free signals wait before a status write folds them in.
 
-        Sequence steps wait ``coalesce``. Noise waits longer the more workloads have some
-        waiting, so that folding it costs about ``fold_rate`` status writes per second (each
-        is a large write for the API server) up to ``max_coalesce``: a stream spread over many
-        workloads must not crowd out the reconciles that enforce (resyncs leave held noise
-        alone). Past ``max_waiting_noise`` signals held in memory the wait shrinks in
-        proportion, so memory levels off instead of every workload folding at once.
+        Sequence steps wait ``coalesce``. Noise waits for the next free fold slot, ``1 /
+        fold_rate`` seconds after the last one given out, ``coalesce`` at least and up to
+        ``max_coalesce``: a stream spread over many workloads costs about ``fold_rate`` status
+        writes per second (each a large write for the API server), evenly spaced. A round of
+        signals over a few workloads must not become a burst of status writes either: the
+        journal writes that acknowledge signals queue behind it in the API server. Past
+        ``max_waiting_noise`` signals held in memory the bound shrinks in proportion, so memory
+        levels off instead of every workload folding at once.
         """
         if prompt:
             return self.coalesce
-        wait = min(self.max_coalesce, len(self.reconciler.holding) / self.fold_rate)
+        now = self.clock()
+        bound = self.max_coalesce
         waiting = len(self.reconciler.inbox)
         if waiting > self.max_waiting_noise:
-            wait *= self.max_waiting_noise / waiting
-        return max(self.coalesce, wait)
+            bound *= self.max_waiting_noise / waiting
+        slot = max(now + self.coalesce, self._last_fold_slot + 1.0 / self.fold_rate)
+        delay = max(self.coalesce, min(slot - now, bound))
+        self._last_fold_slot = max(self._last_fold_slot, now + delay)
+        return delay
 
     def _release(self, key: Key) -> None:
         self.reconciler.fold_due.add(key)
