@@ -290,7 +290,8 @@ class Ingestor:
         Sequence steps wait ``coalesce``. Noise waits for the next free fold slot, ``1 /
         fold_rate`` seconds after the last one given out, ``coalesce`` at least and up to
         ``max_coalesce``: a stream spread over many workloads costs about ``fold_rate`` status
-        writes per second (each a large write for the API server), evenly spaced. A round of
+        writes per second (each a large write for the API server), evenly spaced, and does not
+        crowd out the reconciles that enforce (resyncs leave held noise alone). A round of
         signals over a few workloads must not become a burst of status writes either: the
         journal writes that acknowledge signals queue behind it in the API server. Past
         ``max_waiting_noise`` signals held in memory the bound shrinks in proportion, so memory
