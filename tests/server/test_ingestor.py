@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from aitrust.api.v1alpha1 import Mode, Severity, TrustPolicySpec
+from aitrust.api.v1alpha1 import AIWorkload, Mode, Severity, TrustPolicySpec
 from aitrust.controller.journal import MAX_RECORD_BYTES, Inbox, build_journal_records, parse_journal_record
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Store
@@ -161,6 +161,34 @@ def test_a_burst_is_one_journal_record_then_one_status_write() -> None:
     assert kube.patches == 1  # one status write for the burst
     assert len(kube.body["status"]["signals"]) == 100  # bounded, most recent/severe kept
     assert kube.core.config_maps == {}  # applied: the record is gone
+
+
+def test_a_big_fold_lets_the_loop_answer_requests_meanwhile() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> tuple[list[str], int]:
+        reconciler = reconciler_for(kube)
+        order: list[str] = []
+
+        async def request() -> None:
+            order.append("request answered")
+
+        waiting = [signal(i) for i in range(450)]
+        workload = AIWorkload.model_validate(kube.body)
+        inputs = reconciler.gather_inputs(workload)
+        small = asyncio.ensure_future(request())
+        await reconciler._fold(workload, waiting[:10], inputs, NOW)
+        order.append("small fold done")  # inline: nothing else ran in between
+        await small
+        big = asyncio.ensure_future(request())
+        ingestion = await reconciler._fold(workload, waiting, inputs, NOW)
+        order.append("big fold done")
+        await big
+        return order, len(ingestion.added)
+
+    order, added = asyncio.run(run())
+    assert order == ["small fold done", "request answered", "request answered", "big fold done"]
+    assert added == 450
 
 
 def test_one_request_waits_once_for_signals_of_several_workloads() -> None:

@@ -24,7 +24,7 @@ log = logging.getLogger("aitrust.gc")
 
 @dataclass
 class GcPolicy:
-    freeze_s: float = 5.0
+    freeze_s: float = 1.0
     full_s: float = 3600.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     freeze: Callable[[], None] = gc.freeze

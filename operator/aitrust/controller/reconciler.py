@@ -47,12 +47,13 @@ from aitrust.core.conditions import (
 )
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
-from aitrust.core.ingest import build_ingestion
+from aitrust.core.ingest import Ingestion, build_ingestion_steps
 from aitrust.core.objstatus import build_object_status, describe_validation_error, status_differs
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
 from aitrust.core.selectors import selector_matches
 from aitrust.core.shadow import is_adopted
+from aitrust.core.signal import Signal
 from aitrust.kube.client import Kube
 from aitrust.kube.events import push_event
 from aitrust.kube.journal import delete_journal_record, list_journal_records
@@ -577,7 +578,7 @@ class Reconciler:
                 waiting = []  # noise only, and its fold is scheduled: no status write for it now
         added: list[dict[str, Any]] = []
         if waiting:
-            ingestion = build_ingestion(workload.status, waiting, inputs.policy, now)
+            ingestion = await self._fold(workload, waiting, inputs, now)
             added = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
             status_in = workload.status.model_copy(
                 update={"signals": ingestion.signals, "baseline": ingestion.baseline}
@@ -642,6 +643,20 @@ class Reconciler:
             )
         metrics.record_workload(*key, evaluation.result.score, evaluation.result.tier.value)
         self._record_population()
+
+    async def _fold(
+        self, workload: AIWorkload, waiting: list[Signal], inputs: Inputs, now: datetime
+    ) -> Ingestion:
+        # A second's worth of signals of one busy workload would stall the loop for tens of
+        # milliseconds in one piece: signal requests are answered between its steps instead.
+        steps = build_ingestion_steps(workload.status, waiting, inputs.policy, now)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                ingestion: Ingestion = done.value
+                return ingestion
+            await asyncio.sleep(0)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

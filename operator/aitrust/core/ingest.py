@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +26,31 @@ def build_ingestion(
     status: AIWorkloadStatus, signals: Sequence[Signal], policy: TrustPolicySpec, now: datetime
 ) -> Ingestion:
     """Records for the new signals; a signal whose id the status already holds counts once."""
+    steps = build_ingestion_steps(status, signals, policy, now)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            ingestion: Ingestion = done.value
+            return ingestion
+
+
+def build_ingestion_steps(
+    status: AIWorkloadStatus,
+    signals: Sequence[Signal],
+    policy: TrustPolicySpec,
+    now: datetime,
+    step: int = 200,
+) -> Generator[None, None, Ingestion]:
+    """``build_ingestion``, pausing after every ``step`` signals: a caller on an event loop lets
+    other work run between steps instead of stalling for the whole batch."""
     seen = {r.id for r in status.signals}
     added: list[SignalRecord] = []
     duplicates: list[str] = []
     baseline = load_baseline(status.baseline)
-    for signal in signals:
+    for index, signal in enumerate(signals, 1):
+        if index % step == 0:
+            yield
         if signal.id in seen:
             duplicates.append(signal.id)
             continue

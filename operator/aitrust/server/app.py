@@ -1,4 +1,4 @@
-"""The signal HTTP API (aiohttp, already a kopf dependency), served from the operator process."""
+"""The signal HTTP API, served from the operator process by ``aitrust.server.http1``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import collections
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aitrust import __version__, metrics
@@ -22,6 +21,7 @@ from aitrust.core.parsers import PARSERS, build_openapi_schemas
 from aitrust.core.parsers.base import PayloadError
 from aitrust.core.signal import Signal
 from aitrust.server.auth import RateLimiter, TokenStore
+from aitrust.server.http1 import Request, RequestHead, Response, Server, json_response
 from aitrust.server.ingestor import CommitError, Ingestor
 
 log = logging.getLogger("aitrust.signals")
@@ -56,6 +56,10 @@ class SignalApi:
     )
     _index: WorkloadIndex | None = None
     _index_version: int = -1
+    _routes: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._routes = self.routes()
 
     def index(self) -> WorkloadIndex:
         store = self.reconciler.store
@@ -68,36 +72,69 @@ class SignalApi:
             self._index_version = store.version
         return self._index
 
-    # --- handlers ------------------------------------------------------------------
+    # --- HTTP (aitrust.server.http1.Application) --------------------------------------
 
-    async def handle_signal(self, request: web.Request) -> web.Response:
-        kind = ENDPOINTS[request.path]
+    def routes(self) -> dict[str, dict[str, Callable[[Request], Awaitable[Response]]]]:
+        table: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {
+            path: {"POST": self.handle_signal} for path in ENDPOINTS
+        }
+        for path, handler in (
+            ("/v1/signals/unmatched", self.handle_unmatched),
+            ("/v1/inventory/shadow", self.handle_shadow),
+            ("/healthz", self.healthz),
+            ("/readyz", self.readyz),
+            ("/openapi.json", self.openapi),
+            ("/metrics", self.metrics),
+        ):
+            table[path] = {"GET": handler, "HEAD": handler}
+        return table
+
+    def admit(self, head: RequestHead) -> Response | None:
+        """Refusals that need no body: route, caller, rate, media type and size."""
+        methods = self._routes.get(head.path)
+        if methods is None:
+            return _error(404, f"no such path: {head.path[:200]}")
+        if head.method not in methods:
+            return _error(405, f"method {head.method} not allowed", headers={"Allow": ", ".join(methods)})
+        if head.path in ("/v1/signals/unmatched", "/v1/inventory/shadow"):
+            if self.tokens.authenticate(head.headers.get("authorization")) is None:
+                return _unauthorized()
+            return None
+        kind = ENDPOINTS.get(head.path)
+        if kind is None:
+            return None
         source = SOURCE_OF[kind]
-        caller = self.tokens.authenticate(request.headers.get("Authorization"))
+        caller = self.tokens.authenticate(head.headers.get("authorization"))
         if caller is None:
             metrics.SIGNALS.labels(source, "rejected").inc()
-            return _error(
-                401, "missing or invalid bearer token", headers={"WWW-Authenticate": 'Bearer realm="aitrust"'}
-            )
+            return _unauthorized()
         wait = self.limiter.acquire(caller)
         if wait > 0:
             metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(429, "rate limit exceeded", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
-        if request.content_type not in JSON_TYPES:
+        if head.content_type not in JSON_TYPES:
             metrics.SIGNALS.labels(source, "rejected").inc()
-            return _error(415, f"content type must be application/json, not {request.content_type or 'none'}")
-        if request.content_length is not None and request.content_length > self.max_body:
-            metrics.SIGNALS.labels(source, "rejected").inc()
-            return _error(413, f"body larger than {self.max_body} bytes")
+            return _error(415, f"content type must be application/json, not {head.content_type or 'none'}")
+        if head.content_length is not None and head.content_length > self.max_body:
+            return self.body_too_large(head)
+        return None
+
+    def body_too_large(self, head: RequestHead) -> Response:
+        kind = ENDPOINTS.get(head.path)
+        if kind is not None:
+            metrics.SIGNALS.labels(SOURCE_OF[kind], "rejected").inc()
+        return _error(413, f"body larger than {self.max_body} bytes")
+
+    def respond(self, request: Request) -> Awaitable[Response]:
+        return self._routes[request.head.path][request.head.method](request)
+
+    # --- handlers ------------------------------------------------------------------
+
+    async def handle_signal(self, request: Request) -> Response:
+        kind = ENDPOINTS[request.head.path]
+        source = SOURCE_OF[kind]
         try:
-            raw = await request.content.read(self.max_body + 1)
-        except asyncio.CancelledError:
-            raise
-        if len(raw) > self.max_body:
-            metrics.SIGNALS.labels(source, "rejected").inc()
-            return _error(413, f"body larger than {self.max_body} bytes")
-        try:
-            payload = json.loads(raw)
+            payload = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             metrics.SIGNALS.labels(source, "rejected").inc()
             return _error(400, f"malformed JSON: {exc}", path="$")
@@ -112,7 +149,7 @@ class SignalApi:
 
     async def _ingest(
         self, source: str, signals: list[Signal], rejected: list[Any], notes: list[Any]
-    ) -> web.Response:
+    ) -> Response:
         index = self.index()
         by_workload: dict[tuple[str, str], list[Signal]] = collections.defaultdict(list)
         matched: list[dict[str, Any]] = []
@@ -151,61 +188,42 @@ class SignalApi:
             "rejected": [r.model_dump() for r in rejected],
             "ignored": [n.model_dump() for n in notes],
         }
-        return web.json_response(body, status=200)
+        return json_response(body)
 
-    async def handle_unmatched(self, request: web.Request) -> web.Response:
-        if self.tokens.authenticate(request.headers.get("Authorization")) is None:
-            return _error(401, "missing or invalid bearer token")
-        return web.json_response({"unmatched": list(self.unmatched)})
+    async def handle_unmatched(self, _: Request) -> Response:
+        return json_response({"unmatched": list(self.unmatched)})
 
-    async def handle_shadow(self, request: web.Request) -> web.Response:
-        if self.tokens.authenticate(request.headers.get("Authorization")) is None:
-            return _error(401, "missing or invalid bearer token")
+    async def handle_shadow(self, _: Request) -> Response:
         current = self.shadow.current if self.shadow is not None else []
-        return web.json_response({"shadowAI": [s.model_dump() for s in current]})
+        return json_response({"shadowAI": [s.model_dump() for s in current]})
 
-    async def healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    async def healthz(self, _: Request) -> Response:
+        return json_response({"status": "ok"})
 
-    async def readyz(self, _: web.Request) -> web.Response:
+    async def readyz(self, _: Request) -> Response:
         if not self.reconciler.synced.is_set():
             return _error(503, "not synced")
-        return web.json_response({"status": "ready"})
+        return json_response({"status": "ready"})
 
-    async def openapi(self, _: web.Request) -> web.Response:
-        return web.json_response(build_openapi_document())
+    async def openapi(self, _: Request) -> Response:
+        return json_response(build_openapi_document())
 
-    async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+    async def metrics(self, _: Request) -> Response:
+        return Response(200, generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
-    async def _token_refresher(self, _: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.tokens.keep_fresh(), name="signal token refresh")
-        yield
-        task.cancel()
 
-    def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body + 1)
-        app.cleanup_ctx.append(self._token_refresher)
-        for path in ENDPOINTS:
-            app.router.add_post(path, self.handle_signal)
-        app.router.add_get("/v1/signals/unmatched", self.handle_unmatched)
-        app.router.add_get("/v1/inventory/shadow", self.handle_shadow)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/openapi.json", self.openapi)
-        app.router.add_get("/metrics", self.metrics)
-        return app
+def _unauthorized() -> Response:
+    challenge = {"WWW-Authenticate": 'Bearer realm="aitrust"'}
+    return _error(401, "missing or invalid bearer token", headers=challenge)
 
 
 def _error(
     status: int, message: str, *, path: str | None = None, headers: dict[str, str] | None = None
-) -> web.Response:
+) -> Response:
     body: dict[str, Any] = {"error": message}
     if path is not None:
         body["path"] = path
-    return web.json_response(body, status=status, headers=headers)
+    return json_response(body, status=status, headers=headers)
 
 
 def build_openapi_document() -> dict[str, Any]:
@@ -272,11 +290,23 @@ def build_ssl_context(cert: str | None, key: str | None, client_ca: str | None) 
     return ctx
 
 
+class SignalServer:
+    """The running signal API: its listener and the token refresher."""
+
+    def __init__(self, server: Server, refresher: asyncio.Task[None]) -> None:
+        self.server = server
+        self.refresher = refresher
+
+    async def cleanup(self) -> None:
+        self.refresher.cancel()
+        await self.server.close()
+
+
 async def start_signal_api(
     api: SignalApi, host: str, port: int, ssl_context: ssl.SSLContext | None
-) -> web.AppRunner:
-    runner = web.AppRunner(api.build_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+) -> SignalServer:
+    server = Server(api, asyncio.get_running_loop())
+    await server.start(host, port, ssl_context)
+    refresher = asyncio.create_task(api.tokens.keep_fresh(), name="signal token refresh")
     log.info("signal API listening on %s://%s:%d", "https" if ssl_context else "http", host, port)
-    return runner
+    return SignalServer(server, refresher)

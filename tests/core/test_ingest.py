@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aitrust.api.v1alpha1 import AIWorkloadStatus, Severity, TrustPolicySpec
+from aitrust.core.ingest import build_ingestion, build_ingestion_steps
+from aitrust.core.signal import Signal
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+POLICY = TrustPolicySpec()
+
+
+def shell(i: int) -> Signal:
+    return Signal(
+        id=f"s-{i}",
+        source="falco",
+        time=NOW - timedelta(seconds=i),
+        severity=Severity.HIGH,
+        rule="Terminal shell in container",
+    )
+
+
+def test_new_signals_are_scored_and_a_known_id_counts_once() -> None:
+    first = build_ingestion(AIWorkloadStatus(), [shell(1), shell(2), shell(1)], POLICY, NOW)
+    assert [r.id for r in first.added] == ["s-1", "s-2"]
+    assert first.duplicates == ["s-1"]
+    assert all(r.points > 0 for r in first.added)
+    status = AIWorkloadStatus(signals=first.signals, baseline=first.baseline)
+    again = build_ingestion(status, [shell(2), shell(3)], POLICY, NOW)
+    assert [r.id for r in again.added] == ["s-3"]
+    assert again.duplicates == ["s-2"]
+    assert [r.id for r in again.signals] == ["s-1", "s-2", "s-3"]
+
+
+def test_the_stepped_fold_pauses_every_step_and_ends_the_same() -> None:
+    signals = [shell(i) for i in range(450)]
+    steps = build_ingestion_steps(AIWorkloadStatus(), signals, POLICY, NOW, step=200)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+            pauses += 1
+        except StopIteration as done:
+            stepped = done.value
+            break
+    assert pauses == 2
+    assert stepped == build_ingestion(AIWorkloadStatus(), signals, POLICY, NOW)
