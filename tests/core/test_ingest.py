@@ -34,14 +34,6 @@ def test_new_signals_are_scored_and_a_known_id_counts_once() -> None:
 
 def test_the_stepped_fold_pauses_every_step_and_ends_the_same() -> None:
     signals = [shell(i) for i in range(450)]
-    steps = build_ingestion_steps(AIWorkloadStatus(), signals, POLICY, NOW, step=200)
-    pauses = 0
-    while True:
-        try:
-            next(steps)
-            pauses += 1
-        except StopIteration as done:
-            stepped = done.value
-            break
-    assert pauses == 2
-    assert stepped == build_ingestion(AIWorkloadStatus(), signals, POLICY, NOW)
+    steps = list(build_ingestion_steps(AIWorkloadStatus(), signals, POLICY, NOW, step=200))
+    assert steps[:-1] == [None, None]
+    assert steps[-1] == build_ingestion(AIWorkloadStatus(), signals, POLICY, NOW)

@@ -649,14 +649,11 @@ class Reconciler:
     ) -> Ingestion:
         # A second's worth of signals of one busy workload would stall the loop for tens of
         # milliseconds in one piece: signal requests are answered between its steps instead.
-        steps = build_ingestion_steps(workload.status, waiting, inputs.policy, now)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                ingestion: Ingestion = done.value
-                return ingestion
+        for step in build_ingestion_steps(workload.status, waiting, inputs.policy, now):
+            if step is not None:
+                return step
             await asyncio.sleep(0)
+        raise AssertionError("build_ingestion_steps ends with the Ingestion")
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +26,7 @@ def build_ingestion(
     status: AIWorkloadStatus, signals: Sequence[Signal], policy: TrustPolicySpec, now: datetime
 ) -> Ingestion:
     """Records for the new signals; a signal whose id the status already holds counts once."""
-    steps = build_ingestion_steps(status, signals, policy, now)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            ingestion: Ingestion = done.value
-            return ingestion
+    return next(step for step in build_ingestion_steps(status, signals, policy, now) if step is not None)
 
 
 def build_ingestion_steps(
@@ -41,16 +35,16 @@ def build_ingestion_steps(
     policy: TrustPolicySpec,
     now: datetime,
     step: int = 200,
-) -> Generator[None, None, Ingestion]:
-    """``build_ingestion``, pausing after every ``step`` signals: a caller on an event loop lets
-    other work run between steps instead of stalling for the whole batch."""
+) -> Iterator[Ingestion | None]:
+    """``build_ingestion``, pausing (a None) after every ``step`` signals, the Ingestion last: a
+    caller on an event loop lets other work run between steps instead of stalling for the batch."""
     seen = {r.id for r in status.signals}
     added: list[SignalRecord] = []
     duplicates: list[str] = []
     baseline = load_baseline(status.baseline)
     for index, signal in enumerate(signals, 1):
         if index % step == 0:
-            yield
+            yield None
         if signal.id in seen:
             duplicates.append(signal.id)
             continue
@@ -67,7 +61,7 @@ def build_ingestion_steps(
             seen.add(escalation.id)
             added.append(escalation)
             records.append(escalation)
-    return Ingestion(
+    yield Ingestion(
         added=added,
         duplicates=duplicates,
         signals=records,
