@@ -56,7 +56,7 @@ class SignalApi:
     )
     _index: WorkloadIndex | None = None
     _index_version: int = -1
-    _routes: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = field(default_factory=dict)
+    _routes: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = field(init=False)
 
     def __post_init__(self) -> None:
         self._routes = self.routes()
