@@ -1,6 +1,11 @@
+from datetime import UTC, datetime
+
 from pydantic import BaseModel, ConfigDict
 
-from aitrust.core.compact import share_field_sets
+from aitrust.api.v1alpha1 import Severity, TrustPolicySpec
+from aitrust.core.compact import build_lean_signal, share_field_sets
+from aitrust.core.rules import score_signal
+from aitrust.core.signal import Signal, WorkloadHint
 
 
 class Inner(BaseModel):
@@ -55,3 +60,40 @@ def test_mutable_models_keep_their_own_set() -> None:
     assert one.__pydantic_fields_set__ is not two.__pydantic_fields_set__
     one.b = 3
     assert two.model_fields_set == {"a"}
+
+
+def _alert(i: int) -> Signal:
+    return Signal(
+        id=f"evt-{i}",
+        source="falco",
+        time=datetime(2026, 11, 1, tzinfo=UTC),
+        severity=Severity.LOW,
+        rule="".join(["Terminal shell ", "in container"]),  # a fresh string each call, as parsed
+        tags=("falco", "".join(["mitre_", "execution"])),
+        target=WorkloadHint(namespace="ml", pod="agent-0", container_id="abc123"),
+        evidence={"output": "shell spawned", "output_fields": {"proc.cmdline": "bash -i"}},
+        references=("https://attack.mitre.org/techniques/T1059/",),
+    )
+
+
+def test_a_lean_signal_scores_the_same_without_what_only_the_mapper_and_people_read() -> None:
+    policy = TrustPolicySpec()
+    now = datetime(2026, 11, 1, 0, 5, tzinfo=UTC)
+    full = _alert(1)
+    lean = build_lean_signal(full)
+    assert lean.evidence == {} and lean.references == () and lean.target == WorkloadHint()
+    assert lean.model_dump(exclude={"evidence", "references", "target"}) == full.model_dump(
+        exclude={"evidence", "references", "target"}
+    )
+    assert score_signal(lean, policy, now) == score_signal(full, policy, now)
+    assert build_lean_signal(lean) is lean  # already lean: no copy
+    assert full.evidence  # the original is untouched
+
+
+def test_lean_signals_share_their_repeated_parts() -> None:
+    first, second = build_lean_signal(_alert(1)), build_lean_signal(_alert(2))
+    assert first.rule is second.rule
+    assert first.tags[1] is second.tags[1]
+    assert first.target is second.target
+    assert first.__pydantic_fields_set__ is second.__pydantic_fields_set__
+    assert set(first.model_dump(exclude_unset=True)) == set(Signal.model_fields)  # every field still set

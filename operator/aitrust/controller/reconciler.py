@@ -47,7 +47,7 @@ from aitrust.core.conditions import (
 )
 from aitrust.core.effective import EffectiveTrust, InClusterDestination, resolve_destination
 from aitrust.core.evaluate import Evaluation, Inputs, build_evaluation
-from aitrust.core.ingest import Ingestion, build_ingestion_steps
+from aitrust.core.ingest import Ingestion, build_ingestion_steps, is_listed
 from aitrust.core.objstatus import build_object_status, describe_validation_error, status_differs
 from aitrust.core.posture import validate_posture_settings
 from aitrust.core.rules import validate_policy_rules
@@ -579,7 +579,11 @@ class Reconciler:
         added: list[dict[str, Any]] = []
         if waiting:
             ingestion = await self._fold(workload, waiting, inputs, now)
-            added = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in ingestion.added]
+            added = [
+                r.model_dump(by_alias=True, exclude_none=True, mode="json")
+                for r in ingestion.added
+                if is_listed(r)
+            ]
             status_in = workload.status.model_copy(
                 update={"signals": ingestion.signals, "baseline": ingestion.baseline}
             )

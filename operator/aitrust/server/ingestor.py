@@ -22,6 +22,7 @@ from aitrust import metrics
 from aitrust.controller.journal import PROVISIONAL, build_journal_records
 from aitrust.controller.reconciler import Reconciler
 from aitrust.controller.store import Key
+from aitrust.core.compact import build_lean_signal
 from aitrust.core.rules import is_sequence_stage, score_signal
 from aitrust.core.signal import Signal
 from aitrust.kube.journal import create_journal_record
@@ -36,9 +37,10 @@ FOLD_RATE = 20.0
 MAX_COALESCE = 60.0
 
 
-# Signals accepted but not yet in status are held in memory, about 2.5 KB each (a Falco alert):
-# past this many, new ones get 503 rather than growing the operator towards its memory limit.
-MAX_BACKLOG = 50_000
+# Signals accepted but not yet in status are held in memory, about 0.75 KB each (a lean Falco
+# alert in the inbox): past this many, new ones get 503 rather than growing the operator towards
+# its memory limit.
+MAX_BACKLOG = 100_000
 
 
 class CommitError(Exception):
@@ -232,7 +234,8 @@ class Ingestor:
                 else:
                     new = not self._is_duplicate(key, signal.id, in_status)
                     if new:
-                        fresh.append((key, signal))
+                        # Free: its evidence changes nothing, so neither journal nor memory keeps it.
+                        fresh.append((key, build_lean_signal(signal)))
                 seen.add(signal.id)
                 outcome.append((ticket, new))
         claimed = {(key, signal.id) for key, signal in fresh}
