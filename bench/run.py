@@ -283,7 +283,7 @@ class Step:
 
 def fold_settle_s(workloads: int) -> float:
     """How long free signals wait before a status write folds them in, with ``workloads`` all
-    holding some (``Ingestor._fold_delay``): a step measured before that misses the folds."""
+    holding some (``Ingestor._pace_folds``): a step measured before that misses the folds."""
     return min(MAX_COALESCE, max(COALESCE, workloads / FOLD_RATE))
 
 

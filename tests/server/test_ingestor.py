@@ -468,7 +468,7 @@ def cloud_event(i: int, name: str) -> Signal:
     )
 
 
-def test_free_signals_are_folded_in_paced_slots_up_to_a_bound() -> None:
+def test_a_sequence_step_is_never_held_as_noise() -> None:
     kube = FakeKube(copy.deepcopy(BODY))
 
     async def run() -> None:
@@ -492,27 +492,74 @@ def test_free_signals_are_folded_in_paced_slots_up_to_a_bound() -> None:
         assert ingestor._steps == {(KEY, "ct-3")}  # a step: folded promptly; the noise is not
         reconciler.inbox.drop(KEY)
 
+    asyncio.run(run())
+
+
+def test_held_workloads_get_their_fold_oldest_first_evenly_spaced() -> None:
+    kube = FakeKube(copy.deepcopy(BODY))
+
+    async def run() -> None:
+        reconciler = reconciler_for(kube)
+        reconciler.policy_for = lambda key: TrustPolicySpec()  # type: ignore[method-assign]
+        ingestor = Ingestor(reconciler, coalesce=1.0, max_coalesce=10.0, fold_rate=100.0)
         now = [100.0]
+        released: list[tuple[float, tuple[str, str]]] = []
+
+        async def sleep(seconds: float) -> None:
+            now[0] += seconds
+            await asyncio.sleep(0)
+
         ingestor.clock = lambda: now[0]
-        assert ingestor._fold_delay(prompt=False) == 1.0  # nothing else waiting
-        # Folds are spaced 1 / fold_rate apart: 500 workloads that start holding at once fold
-        # over 5 s at 100 writes/s, not in one burst of status writes.
-        delays = [ingestor._fold_delay(prompt=False) for _ in range(499)]
-        assert delays[0] == pytest.approx(1.01)
-        assert delays[-1] == pytest.approx(5.99)
-        assert all(b - a == pytest.approx(0.01) for a, b in itertools.pairwise(delays))
-        assert ingestor._fold_delay(prompt=True) == 1.0  # a sequence step never waits longer
-        delays = [ingestor._fold_delay(prompt=False) for _ in range(5000)]
-        assert max(delays) == 10.0  # bounded
-        now[0] += 60.0  # the slots given out have passed
-        assert ingestor._fold_delay(prompt=False) == 1.0
-        ingestor._last_fold_slot = now[0] + 30.0
-        ingestor.max_waiting_noise = 2
-        reconciler.inbox.add("r1", [(KEY, noise), (KEY, step), (KEY, signal(3))])
-        # Memory is bounded too: past the cap the wait shrinks in proportion, not all at once.
-        assert ingestor._fold_delay(prompt=False) == pytest.approx(10.0 * 2 / 3)
-        ingestor.max_waiting_noise = 1
-        assert ingestor._fold_delay(prompt=False) == pytest.approx(10.0 / 3)
+        ingestor.sleep = sleep  # type: ignore[assignment]
+        enough = asyncio.Event()
+        wanted = [0]
+
+        def release(key: tuple[str, str]) -> None:
+            released.append((now[0], key))
+            if len(released) >= wanted[0]:
+                enough.set()
+
+        ingestor._release = release  # type: ignore[method-assign]
+        ingestor.start()
+
+        async def hold(keys: list[tuple[str, str]], first: int) -> None:
+            batch = {key: [cloud_event(first + i, "DescribeInstances")] for i, key in enumerate(keys)}
+            assert (await ingestor.submit_many(batch)).added == len(keys)
+
+        async def released_count(count: int) -> None:
+            wanted[0] = count
+            enough.clear()
+            if len(released) < count:
+                await enough.wait()
+
+        # 500 workloads start holding at once: they fold over 5 s at 100 a second, each after
+        # holding 1 s at least, not in one burst of status writes.
+        keys = [("ml", f"w{i}") for i in range(500)]
+        await hold(keys, 0)
+        await released_count(500)
+        times = [t for t, _ in released]
+        assert times[0] == pytest.approx(101.0)
+        assert all(b - a == pytest.approx(0.01) for a, b in itertools.pairwise(times))
+        assert {key for _, key in released} == set(keys)
+
+        # Oldest hold first; a workload folded early (a costly signal) has no turn left to take.
+        reconciler.holding.clear()
+        released.clear()
+        await hold([("ml", "late")], 1000)
+        now[0] += 0.5
+        await hold([("ml", "later"), ("ml", "folded")], 1001)
+        reconciler.holding.discard(("ml", "folded"))
+        await released_count(2)
+        await asyncio.sleep(0.01)
+        assert [key for _, key in released] == [("ml", "late"), ("ml", "later")]
+
+        # More held noise than max_waiting_noise, or a hold older than max_coalesce: faster.
+        assert len(reconciler.inbox) == 503
+        assert ingestor.fold_pace(5.0) == 100.0
+        assert ingestor.fold_pace(30.0) == pytest.approx(300.0)
+        ingestor.max_waiting_noise = 100
+        assert ingestor.fold_pace(5.0) == pytest.approx(503.0)
+        await ingestor.stop()
 
     asyncio.run(run())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import time
 import uuid
 from collections import defaultdict
@@ -30,8 +29,8 @@ from aitrust.kube.journal import create_journal_record
 log = logging.getLogger("aitrust.ingest")
 
 
-# Free signals wait to be folded into status: ``COALESCE`` seconds at least, and for a fold slot
-# when many workloads hold some (``FOLD_RATE`` slots a second), up to ``MAX_COALESCE``.
+# Free signals wait to be folded into status: ``COALESCE`` seconds at least, then for their turn
+# (``FOLD_RATE`` folds a second, oldest hold first), up to about ``MAX_COALESCE``.
 COALESCE = 1.0
 FOLD_RATE = 20.0
 MAX_COALESCE = 60.0
@@ -119,14 +118,20 @@ class Ingestor:
         self._committed: collections.OrderedDict[tuple[Key, str], None] = collections.OrderedDict()
         self.max_remembered = 100_000
         self.clock = time.monotonic
-        self._last_fold_slot = -math.inf
+        self.sleep = asyncio.sleep
+        # Workloads holding noise, oldest hold first, with when each began to hold.
+        self._holders: collections.OrderedDict[Key, float] = collections.OrderedDict()
+        self._held = asyncio.Event()
+        self._pacer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="signal group commit")
+        self._pacer = asyncio.create_task(self._pace_folds(), name="fold pacer")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._pacer):
+            if task:
+                task.cancel()
 
     async def submit(self, key: Key, signals: Sequence[Signal]) -> Committed:
         return await self.submit_many({key: signals})
@@ -282,35 +287,49 @@ class Ingestor:
             self._committed.popitem(last=False)
         for ticket, new in outcome:
             ticket.settle(new)
-        for key in {key for key, _ in fresh} - costly:
-            if key not in self.reconciler.holding:
-                self.reconciler.holding.add(key)
-                loop.call_later(self._fold_delay(key in prompt), self._release, key)
-
-    def _fold_delay(self, prompt: bool) -> float:
-        """How long free signals wait before a status write folds them in.
-
-        Sequence steps wait ``coalesce``. Noise waits for the next free fold slot, ``1 /
-        fold_rate`` seconds after the last one given out, ``coalesce`` at least and up to
-        ``max_coalesce``: a stream spread over many workloads costs about ``fold_rate`` status
-        writes per second (each a large write for the API server), evenly spaced, and does not
-        crowd out the reconciles that enforce (resyncs leave held noise alone). A round of
-        signals over a few workloads must not become a burst of status writes either: the
-        journal writes that acknowledge signals queue behind it in the API server. Past
-        ``max_waiting_noise`` signals held in memory the bound shrinks in proportion, so memory
-        levels off instead of every workload folding at once.
-        """
-        if prompt:
-            return self.coalesce
         now = self.clock()
-        bound = self.max_coalesce
-        waiting = len(self.reconciler.inbox)
-        if waiting > self.max_waiting_noise:
-            bound *= self.max_waiting_noise / waiting
-        slot = max(now + self.coalesce, self._last_fold_slot + 1.0 / self.fold_rate)
-        delay = max(self.coalesce, min(slot - now, bound))
-        self._last_fold_slot = max(self._last_fold_slot, now + delay)
-        return delay
+        for key in {key for key, _ in fresh} - costly:
+            if key in self.reconciler.holding:
+                continue
+            self.reconciler.holding.add(key)
+            if key in prompt:  # a sequence step: the next one may complete it
+                loop.call_later(self.coalesce, self._release, key)
+            else:
+                self._holders.pop(key, None)  # a stale turn, from before an early fold
+                self._holders[key] = now
+                self._held.set()
+
+    async def _pace_folds(self) -> None:
+        """Give held workloads their fold, oldest hold first, one every ``1 / fold_pace`` s.
+
+        A stream spread over many workloads then costs about ``fold_rate`` folds a second,
+        evenly spaced: each may be a status write, and the journal writes that acknowledge
+        signals queue behind a burst of them in the API server. Every turn waits ``coalesce``
+        at least, so a workload's noise of a second or more goes in one write.
+        """
+        while True:
+            if not self._holders:
+                self._held.clear()
+                await self._held.wait()
+                continue
+            key, since = next(iter(self._holders.items()))
+            age = self.clock() - since
+            if age < self.coalesce:
+                await self.sleep(self.coalesce - age)
+                continue
+            del self._holders[key]
+            if key not in self.reconciler.holding:
+                continue  # folded meanwhile, with a signal that cost points
+            self._release(key)
+            await self.sleep(1.0 / self.fold_pace(age))
+
+    def fold_pace(self, oldest_age: float) -> float:
+        """Folds a second: ``fold_rate``, raised in proportion as the held noise passes
+        ``max_waiting_noise`` signals (memory levels off) or the oldest hold passes
+        ``max_coalesce`` seconds (so does the time noise waits to count)."""
+        return self.fold_rate * max(
+            1.0, len(self.reconciler.inbox) / self.max_waiting_noise, oldest_age / self.max_coalesce
+        )
 
     def _release(self, key: Key) -> None:
         self.reconciler.fold_due.add(key)
