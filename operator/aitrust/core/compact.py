@@ -1,4 +1,5 @@
-"""Smaller long-lived models: frozen pydantic models of one shape share one fields-set.
+"""Smaller long-lived models: frozen pydantic models of one shape share one fields-set, and
+signals held for a fold drop what only the mapper and people read (``build_lean_signal``).
 
 pydantic gives every instance its own ``__pydantic_fields_set__``; with five or more fields set
 that set alone is 728 bytes, about a third of a cached EffectiveTrust or pod view. Frozen models
